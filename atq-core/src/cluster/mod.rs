@@ -1,0 +1,362 @@
+//! The port to a container engine.
+//!
+//! [`Cluster`] is the narrow interface the [`Director`](crate::Director) drives: networks,
+//! services and their replicas, logs, configs, label queries and engine facts. It knows
+//! nothing of tasks. Two implementations ship with atq: [`DockerCluster`] (a real Docker
+//! engine in swarm mode, through bollard) and [`FakeCluster`] (in memory, for tests).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use futures_util::Stream;
+
+use crate::error::Result;
+use crate::service::{HealthCheck, Resources};
+
+pub mod docker;
+pub mod fake;
+
+pub use docker::DockerCluster;
+pub use fake::FakeCluster;
+
+/// A stream of log lines, as returned by [`Cluster::logs`].
+pub type LogStream = Pin<Box<dyn Stream<Item = Result<LogLine>> + Send>>;
+
+/// The operations of a container engine that atq needs.
+///
+/// Services created through this trait never restart (restart policy "none"): a replica
+/// that exits stays exited, so its exit code can be read back. Every method is
+/// cancel-safe in the sense that dropping its future leaves the engine in a state that
+/// a later `list_resources` + `remove_*` can clean up.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// Facts about the engine: version, swarm role, nodes.
+    async fn info(&self) -> Result<EngineInfo>;
+
+    /// Creates an overlay network. Fails with [`Error::Conflict`](crate::Error::Conflict)
+    /// when a network of that name exists.
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<String>;
+
+    /// Removes a network by name or id. Fails with [`Error::NotFound`](crate::Error::NotFound)
+    /// when there is none, and with an engine error while services still use it.
+    async fn remove_network(&self, name: &str) -> Result<()>;
+
+    /// Creates a replicated service. Fails with [`Error::Conflict`](crate::Error::Conflict)
+    /// when a service of that name exists.
+    async fn create_service(&self, spec: &ServiceSpec) -> Result<String>;
+
+    /// Removes a service (and so its containers) by name or id.
+    async fn remove_service(&self, name: &str) -> Result<()>;
+
+    /// The service's current replicas: only those the engine wants running (its desired
+    /// state is running, or it was running and has since exited); superseded ones are left out.
+    /// Addresses are the ones on `network` (a network name), when given.
+    async fn replicas(&self, service: &str, network: Option<&str>) -> Result<Vec<Replica>>;
+
+    /// The service's logs, stdout and stderr interleaved in order. With `follow`, the
+    /// stream stays open and yields new lines until the service is removed or it is dropped.
+    async fn logs(&self, service: &str, follow: bool) -> Result<LogStream>;
+
+    /// Stores a config (a small file the engine delivers to every node that needs it).
+    async fn create_config(&self, spec: &ConfigSpec) -> Result<String>;
+
+    /// Removes a config by name or id.
+    async fn remove_config(&self, name: &str) -> Result<()>;
+
+    /// Every object of `kind` whose labels match all of `selector`.
+    async fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> Result<Vec<Resource>>;
+}
+
+/// Facts about an engine, from [`Cluster::info`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct EngineInfo {
+    /// The engine's version ("20.10.24").
+    pub version: String,
+    /// The API version in use ("1.41").
+    pub api_version: String,
+    /// The swarm state: "active", "inactive", "pending", "error", "locked".
+    pub swarm_state: String,
+    /// Whether this engine is a swarm manager (atq needs one).
+    pub is_manager: bool,
+    /// This engine's node id in the swarm.
+    pub node_id: String,
+    /// Nodes in the swarm that are ready.
+    pub nodes_ready: u32,
+    /// All nodes in the swarm.
+    pub nodes_total: u32,
+    /// Largest config the engine accepts, in bytes.
+    pub max_config_bytes: usize,
+}
+
+/// An overlay network to create.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetworkSpec {
+    /// Unique name.
+    pub name: String,
+    /// Labels on the network.
+    pub labels: BTreeMap<String, String>,
+    /// Whether standalone containers may attach (atq sets it, so DNS discovery works from a container).
+    pub attachable: bool,
+}
+
+/// How a service's name resolves on its network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointMode {
+    /// DNS round robin: the service name resolves to every replica's address. atq's default.
+    #[default]
+    Dnsrr,
+    /// A virtual IP in front of the replicas (needs IPVS in the kernel).
+    Vip,
+}
+
+/// A replicated service to create.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceSpec {
+    /// Unique name; also the DNS name of the service on its networks.
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+    /// Number of replicas.
+    pub replicas: u32,
+    /// Environment, in order.
+    pub env: Vec<(String, String)>,
+    /// Arguments, replacing the image's CMD (empty: keep the image's).
+    pub args: Vec<String>,
+    /// Entrypoint override (None: keep the image's).
+    pub command: Option<Vec<String>>,
+    /// Allocate a TTY.
+    pub tty: bool,
+    /// Networks (by name) the replicas join.
+    pub networks: Vec<String>,
+    /// How the service name resolves.
+    pub endpoint_mode: EndpointMode,
+    /// Labels on the service.
+    pub labels: BTreeMap<String, String>,
+    /// Labels on each replica's container.
+    pub container_labels: BTreeMap<String, String>,
+    /// In-container health check, run by the engine.
+    pub health_check: Option<HealthCheck>,
+    /// CPU and memory limits.
+    pub resources: Option<Resources>,
+    /// Placement constraints ("node.role==worker").
+    pub constraints: Vec<String>,
+    /// Bind and volume mounts.
+    pub mounts: Vec<Mount>,
+    /// Configs made visible as files.
+    pub configs: Vec<ConfigMount>,
+}
+
+/// A bind or volume mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Bind (a host path) or volume (a named volume).
+    pub kind: MountKind,
+    /// Host path or volume name.
+    pub source: String,
+    /// Path inside the container.
+    pub target: String,
+    /// Mount read-only.
+    pub read_only: bool,
+}
+
+/// What a [`Mount`]'s source is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountKind {
+    /// A path on the host running the replica.
+    Bind,
+    /// A named volume.
+    Volume,
+}
+
+/// A config exposed as a file in a service's containers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigMount {
+    /// The config's id, as returned by [`Cluster::create_config`].
+    pub config_id: String,
+    /// The config's name.
+    pub config_name: String,
+    /// Absolute path of the file inside the container.
+    pub target: String,
+}
+
+/// A config to store.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConfigSpec {
+    /// Unique name (letters, digits, `-`, `_`, `.`; at most 64 characters).
+    pub name: String,
+    /// Content.
+    pub data: Vec<u8>,
+    /// Labels on the config.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The lifecycle state of a replica, simplified from the engine's task states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicaState {
+    /// Accepted but not started yet (new, pending, assigned, preparing, starting — including
+    /// a container whose health check has not passed yet).
+    Pending,
+    /// The container runs (and is healthy, when it has a health check).
+    Running,
+    /// The container exited with code 0.
+    Complete,
+    /// The container exited with a non-zero code, or failed to start.
+    Failed,
+    /// The engine refused to start it (for example, the image does not exist).
+    Rejected,
+    /// The engine stopped it (service removed or scaled down).
+    Shutdown,
+    /// Its node is gone.
+    Orphaned,
+}
+
+impl ReplicaState {
+    /// Whether the replica will not run again.
+    #[must_use]
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, ReplicaState::Pending | ReplicaState::Running)
+    }
+
+    /// Lower-case name, as the engine spells it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicaState::Pending => "pending",
+            ReplicaState::Running => "running",
+            ReplicaState::Complete => "complete",
+            ReplicaState::Failed => "failed",
+            ReplicaState::Rejected => "rejected",
+            ReplicaState::Shutdown => "shutdown",
+            ReplicaState::Orphaned => "orphaned",
+        }
+    }
+}
+
+impl std::fmt::Display for ReplicaState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One replica of a service (an engine "task").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Replica {
+    /// The engine's id for it.
+    pub id: String,
+    /// `service.slot`, as the engine names its containers.
+    pub name: String,
+    /// Slot number, from 1.
+    pub slot: u32,
+    /// Current state.
+    pub state: ReplicaState,
+    /// Address on the requested network, once it has one.
+    pub address: Option<IpAddr>,
+    /// Exit code, once it exited.
+    pub exit_code: Option<i64>,
+    /// The engine's error message, if it failed ("No such image: …").
+    pub error: Option<String>,
+    /// The node it was scheduled on.
+    pub node_id: Option<String>,
+}
+
+/// Which output stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogSource {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// One line of a service's logs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LogLine {
+    /// stdout or stderr.
+    pub source: LogSource,
+    /// The line, without its trailing newline.
+    pub text: String,
+}
+
+/// Kinds of engine objects atq creates and can list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceKind {
+    /// An overlay network.
+    Network,
+    /// A service.
+    Service,
+    /// A config.
+    Config,
+}
+
+impl ResourceKind {
+    /// Lower-case name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Network => "network",
+            ResourceKind::Service => "service",
+            ResourceKind::Config => "config",
+        }
+    }
+}
+
+/// An engine object, as listed by [`Cluster::list_resources`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Resource {
+    /// What it is.
+    pub kind: ResourceKind,
+    /// The engine's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// When it was created, in unix seconds (if the engine says).
+    pub created_unix: Option<i64>,
+}
+
+/// A conjunction of label conditions: `key` present, or `key=value`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LabelSelector {
+    /// The conditions, all of which must hold.
+    pub conditions: Vec<(String, Option<String>)>,
+}
+
+impl LabelSelector {
+    /// Matches everything.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a condition: the label `key` is present.
+    #[must_use]
+    pub fn has(mut self, key: impl Into<String>) -> Self {
+        self.conditions.push((key.into(), None));
+        self
+    }
+
+    /// Adds a condition: the label `key` equals `value`.
+    #[must_use]
+    pub fn eq(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.conditions.push((key.into(), Some(value.into())));
+        self
+    }
+
+    /// Whether `labels` satisfy every condition.
+    #[must_use]
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.conditions.iter().all(|(k, v)| match (labels.get(k), v) {
+            (Some(_), None) => true,
+            (Some(have), Some(want)) => have == want,
+            (None, _) => false,
+        })
+    }
+}

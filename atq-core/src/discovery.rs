@@ -1,0 +1,1 @@
+//! Worker discovery by DNS, for code running inside the task network.

@@ -1,0 +1,58 @@
+//! The labels atq puts on every engine object it creates.
+//!
+//! Keys under `io.atq.` are reserved: atq sets them, and `prune` and `list` read them back,
+//! so that any process (not only the one that deployed) sees the same tasks.
+
+/// Marks every object atq created. Value: `true`.
+pub const MANAGED: &str = "io.atq.managed";
+/// The task an object belongs to. Value: the task name.
+pub const TASK: &str = "io.atq.task";
+/// What an object is for. Value: one of [`Role`]'s names.
+pub const ROLE: &str = "io.atq.role";
+/// Which process created the object. Value: `host:pid:start`, see [`Owner`](crate::Owner).
+pub const OWNER: &str = "io.atq.owner";
+/// When `prune` may remove the object. Value: unix seconds.
+pub const EXPIRES: &str = "io.atq.expires";
+/// The data bundle a config belongs to. Value: the bundle id.
+pub const BUNDLE: &str = "io.atq.bundle";
+/// On a service: the data bundles it mounts, comma-separated. Keeps bundles from removal while in use.
+pub const USES_BUNDLES: &str = "io.atq.uses-bundles";
+/// On a data config: the file's path inside the bundle.
+pub const BUNDLE_PATH: &str = "io.atq.bundle-path";
+/// On a worker or master service: the number of replicas the task asked for.
+pub const REPLICAS: &str = "io.atq.replicas";
+
+/// What an engine object is for, stored under [`ROLE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The task's overlay network.
+    Network,
+    /// The worker service.
+    Worker,
+    /// The master service (and the config holding the worker list).
+    Master,
+    /// A one-off service running the task's wait command.
+    Probe,
+    /// A config holding one file of a data bundle.
+    Data,
+}
+
+impl Role {
+    /// The label value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Network => "network",
+            Role::Worker => "worker",
+            Role::Master => "master",
+            Role::Probe => "probe",
+            Role::Data => "data",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

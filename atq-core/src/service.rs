@@ -1,0 +1,263 @@
+//! One role's container spec: [`Service`], with its [`HealthCheck`] and [`Resources`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::EndpointMode;
+use crate::serde_util::{env_list, opt_secs, ByteSize};
+
+/// One role of a task (the workers, or the master): what each replica runs.
+///
+/// Fields are public to read; a [`Task`](crate::Task) checks them all when it is built, and a
+/// built task only hands out shared references, so a built task is always valid.
+///
+/// ```
+/// use atq_core::Service;
+/// let workers = Service::new("lab/jmeter:2.13")
+///     .replicas(4)
+///     .env("MODE", "worker")
+///     .args(["jmeter-server"]);
+/// assert_eq!(workers.replicas, 4);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[must_use]
+pub struct Service {
+    /// Image reference; must exist on the engine's nodes (atq never pulls).
+    pub image: String,
+    /// Name of the role; the engine service is `<task>_<alias>`. Default "worker" / "master".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// Number of replicas. The master always has exactly one.
+    #[serde(default = "one")]
+    pub replicas: u32,
+    /// The container's arguments; they replace the image's CMD (as ATQ-Director's `args` did).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Entrypoint override; None keeps the image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Environment, in order. In files: a list of `"K=V"` strings, or a map.
+    #[serde(default, with = "env_list", skip_serializing_if = "Vec::is_empty")]
+    pub environment: Vec<(String, String)>,
+    /// Allocate a TTY.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
+    /// Id of a data bundle to mount at `/atq/data` (see [`DataBundle`](crate::DataBundle)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fileid: Option<String>,
+    /// In-container health check; a replica counts as running only once it passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// CPU and memory limits per replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// Placement constraints, in the engine's syntax (`node.role==worker`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
+    /// Extra labels on the service and its containers (keys under `io.atq.` are reserved).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// How the service name resolves: `dnsrr` (default) or `vip`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub endpoint_mode: EndpointMode,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+impl Service {
+    /// A service of one replica running `image` with its own CMD.
+    pub fn new(image: impl Into<String>) -> Self {
+        Service {
+            image: image.into(),
+            alias: None,
+            replicas: 1,
+            args: Vec::new(),
+            command: None,
+            environment: Vec::new(),
+            tty: false,
+            fileid: None,
+            health_check: None,
+            resources: None,
+            constraints: Vec::new(),
+            labels: BTreeMap::new(),
+            endpoint_mode: EndpointMode::Dnsrr,
+        }
+    }
+
+    /// Sets the number of replicas.
+    pub fn replicas(mut self, replicas: u32) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// Adds an environment variable (a later value for the same key wins).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        self.environment.retain(|(k, _)| *k != key);
+        self.environment.push((key, value.into()));
+        self
+    }
+
+    /// Sets the container's arguments (they replace the image's CMD).
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Overrides the image's entrypoint.
+    pub fn command<I, S>(mut self, command: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.command = Some(command.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Allocates a TTY.
+    pub fn tty(mut self, tty: bool) -> Self {
+        self.tty = tty;
+        self
+    }
+
+    /// Names the role; the engine service becomes `<task>_<alias>`.
+    pub fn alias(mut self, alias: impl Into<String>) -> Self {
+        self.alias = Some(alias.into());
+        self
+    }
+
+    /// Mounts the data bundle `fileid` at `/atq/data`.
+    pub fn data(mut self, fileid: impl Into<String>) -> Self {
+        self.fileid = Some(fileid.into());
+        self
+    }
+
+    /// Adds an in-container health check.
+    pub fn health_check(mut self, check: HealthCheck) -> Self {
+        self.health_check = Some(check);
+        self
+    }
+
+    /// Limits CPU and memory per replica.
+    pub fn resources(mut self, resources: Resources) -> Self {
+        self.resources = Some(resources);
+        self
+    }
+
+    /// Adds a placement constraint (`node.labels.zone==a`).
+    pub fn constraint(mut self, constraint: impl Into<String>) -> Self {
+        self.constraints.push(constraint.into());
+        self
+    }
+
+    /// Adds a label to the service and its containers.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Chooses how the service name resolves (default [`EndpointMode::Dnsrr`]).
+    pub fn endpoint_mode(mut self, mode: EndpointMode) -> Self {
+        self.endpoint_mode = mode;
+        self
+    }
+}
+
+/// An in-container health check, run by the engine (Docker's HEALTHCHECK).
+///
+/// A replica with a health check counts as running only once the check passes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[must_use]
+pub struct HealthCheck {
+    /// The command, run by `/bin/sh -c` in the container; healthy when it exits 0.
+    pub test: String,
+    /// Time between checks (default 5 s).
+    #[serde(default, with = "opt_secs", skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// Time one check may take (default 5 s).
+    #[serde(default, with = "opt_secs", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Failed checks in a row before unhealthy (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Grace period after start during which failures do not count.
+    #[serde(default, with = "opt_secs", skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<Duration>,
+}
+
+impl HealthCheck {
+    /// A check running `test` through the container's shell.
+    pub fn new(test: impl Into<String>) -> Self {
+        HealthCheck { test: test.into(), interval: None, timeout: None, retries: None, start_period: None }
+    }
+
+    /// Time between checks.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = Some(interval);
+        self
+    }
+
+    /// Time one check may take.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Failed checks in a row before the replica is unhealthy.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = Some(retries);
+        self
+    }
+
+    /// Grace period after start.
+    pub fn start_period(mut self, start_period: Duration) -> Self {
+        self.start_period = Some(start_period);
+        self
+    }
+}
+
+/// CPU and memory limits per replica.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[must_use]
+pub struct Resources {
+    /// CPUs (1.5 = one and a half cores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Memory; in files a number of bytes or a string like `"512M"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<ByteSize>,
+}
+
+impl Resources {
+    /// No limits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Limits CPUs.
+    pub fn cpus(mut self, cpus: f64) -> Self {
+        self.cpus = Some(cpus);
+        self
+    }
+
+    /// Limits memory, in bytes.
+    pub fn memory_bytes(mut self, bytes: u64) -> Self {
+        self.memory = Some(ByteSize(bytes));
+        self
+    }
+}

@@ -1,0 +1,1 @@
+//! atq examples crate.
