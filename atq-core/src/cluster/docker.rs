@@ -33,7 +33,7 @@ impl Cluster for DockerCluster {
     async fn remove_service(&self, _name: &str) -> Result<()> {
         todo!()
     }
-    async fn replicas(&self, _service: &str, _network: Option<&str>) -> Result<Vec<Replica>> {
+    async fn replicas(&self, _service: &str, _network: &str) -> Result<Vec<Replica>> {
         todo!()
     }
     async fn logs(&self, _service: &str, _follow: bool) -> Result<LogStream> {

@@ -53,8 +53,8 @@ pub trait Cluster: Send + Sync {
 
     /// The service's current replicas: only those the engine wants running (its desired
     /// state is running, or it was running and has since exited); superseded ones are left out.
-    /// Addresses are the ones on `network` (a network name), when given.
-    async fn replicas(&self, service: &str, network: Option<&str>) -> Result<Vec<Replica>>;
+    /// Addresses are the ones on `network` (a network name).
+    async fn replicas(&self, service: &str, network: &str) -> Result<Vec<Replica>>;
 
     /// The service's logs, stdout and stderr interleaved in order. With `follow`, the
     /// stream stays open and yields new lines until the service is removed or it is dropped.
