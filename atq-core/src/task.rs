@@ -217,13 +217,11 @@ impl Task {
     }
 
     /// The worker role.
-    #[must_use]
     pub fn workers(&self) -> &Service {
         &self.file.worker
     }
 
     /// The master role.
-    #[must_use]
     pub fn master(&self) -> &Service {
         &self.file.master
     }
@@ -418,7 +416,7 @@ impl TaskBuilder {
             Err(e) => {
                 // A missing role is one problem, not one per field of its empty placeholder.
                 problems.extend(e.problems.into_iter().filter(|p| {
-                    !(!has_workers && p.field.starts_with("worker.") || !has_master && p.field.starts_with("master."))
+                    (has_workers || !p.field.starts_with("worker.")) && (has_master || !p.field.starts_with("master."))
                 }));
                 Err(ValidationError { problems })
             }
