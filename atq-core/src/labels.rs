@@ -13,6 +13,10 @@ pub const ROLE: &str = "io.atq.role";
 pub const OWNER: &str = "io.atq.owner";
 /// When `prune` may remove the object. Value: unix seconds.
 pub const EXPIRES: &str = "io.atq.expires";
+/// The deploy attempt that created an object. Value: unique per `deploy` call. Lets a failed
+/// deploy remove exactly what it created, even an object whose creation it never heard back
+/// about, without touching what a racing deploy of the same name created.
+pub const DEPLOY: &str = "io.atq.deploy";
 /// The data bundle a config belongs to. Value: the bundle id.
 pub const BUNDLE: &str = "io.atq.bundle";
 /// On a service: the data bundles it mounts, comma-separated. Keeps bundles from removal while in use.
