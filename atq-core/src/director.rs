@@ -923,3 +923,95 @@ impl Background {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::MockCluster;
+    use mockall::Sequence;
+
+    fn running(service: &str, address: &str) -> Vec<Replica> {
+        vec![Replica {
+            id: format!("{service}-1"),
+            name: format!("{service}.1"),
+            slot: 1,
+            state: ReplicaState::Running,
+            address: Some(address.parse().unwrap()),
+            exit_code: None,
+            error: None,
+            node_id: None,
+        }]
+    }
+
+    /// The plan's order matters: the network before anything on it, every worker running
+    /// before the master exists, the worker list stored before the master that mounts it.
+    #[tokio::test]
+    async fn deploy_calls_the_engine_in_the_plans_order() {
+        let mut engine = MockCluster::new();
+        let mut seq = Sequence::new();
+        engine
+            .expect_create_network()
+            .withf(|spec| spec.name == "seq_net" && spec.attachable)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok("net-id".into()));
+        engine
+            .expect_create_service()
+            .withf(|spec| spec.name == "seq_worker" && spec.replicas == 1)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok("worker-id".into()));
+        engine
+            .expect_replicas()
+            .withf(|service, network| service == "seq_worker" && network == "seq_net")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|s, _| Ok(running(s, "10.0.0.2")));
+        engine
+            .expect_create_config()
+            .withf(|spec| spec.name == "seq_workers" && spec.data == b"10.0.0.2\n")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok("config-id".into()));
+        engine
+            .expect_create_service()
+            .withf(|spec| {
+                spec.name == "seq_master"
+                    && spec.env.contains(&("WORKER_CSV_VIPS".into(), "10.0.0.2".into()))
+                    && spec.configs.iter().any(|c| c.config_id == "config-id")
+            })
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok("master-id".into()));
+        engine
+            .expect_replicas()
+            .withf(|service, _| service == "seq_master")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|s, _| Ok(running(s, "10.0.0.3")));
+        let director = Director::new(engine);
+        let task = Task::builder("seq").workers(Service::new("i")).master(Service::new("i")).build().unwrap();
+        let deployment = director.deploy(&task).await.unwrap();
+        assert_eq!(deployment.workers(), ["10.0.0.2".parse::<IpAddr>().unwrap()]);
+        deployment.keep();
+    }
+
+    #[test]
+    fn polling_backs_off_from_min_to_max() {
+        let poll = PollInterval { min: Duration::from_millis(10), max: Duration::from_millis(40) };
+        let mut d = poll.min;
+        let mut seen = vec![d];
+        for _ in 0..5 {
+            d = poll.next(d);
+            seen.push(d);
+        }
+        assert_eq!(seen.iter().map(|d| d.as_millis()).collect::<Vec<_>>(), vec![10, 15, 22, 33, 40, 40]);
+    }
+
+    #[test]
+    fn the_worker_list_is_comma_separated_in_slot_order() {
+        let a: Vec<IpAddr> = vec!["10.0.0.3".parse().unwrap(), "10.0.0.2".parse().unwrap()];
+        assert_eq!(worker_list(&a), "10.0.0.3,10.0.0.2");
+        assert_eq!(worker_list(&[]), "");
+    }
+}
