@@ -110,15 +110,22 @@ pub(super) enum FaultPoint {
 /// Counters, call log and pending faults.
 #[derive(Debug, Default)]
 pub(super) struct Calls {
+    /// Calls per kind.
     counts: [u64; CallKind::ALL.len()],
+    /// Calls of every kind.
+    total: u64,
     log: Vec<Call>,
-    /// (kind, the call number that fails, when).
-    faults: Vec<(CallKind, u64, FaultPoint)>,
+    /// (kind, or None for any kind; the call number that fails, counted in that kind; when).
+    faults: Vec<(Option<CallKind>, u64, FaultPoint)>,
 }
 
 impl Calls {
     pub(super) fn count(&self, kind: CallKind) -> u64 {
         self.counts[kind.index()]
+    }
+
+    pub(super) fn total(&self) -> u64 {
+        self.total
     }
 
     pub(super) fn log(&self) -> Vec<Call> {
@@ -129,18 +136,21 @@ impl Calls {
         self.log.clear();
     }
 
-    /// Arms a fault on the `nth` call of `kind` from now (1: the next one).
-    pub(super) fn arm(&mut self, kind: CallKind, nth: u64, point: FaultPoint) {
-        let at = self.count(kind) + nth.max(1);
-        self.faults.push((kind, at, point));
+    /// Arms a fault on the `nth` call of `kind` (of any kind, for None) from now (1: the next one).
+    pub(super) fn arm(&mut self, kind: Option<CallKind>, nth: u64, point: FaultPoint) {
+        let done = kind.map_or(self.total, |k| self.count(k));
+        self.faults.push((kind, done + nth.max(1), point));
     }
 
     /// Records a call and says whether (and when) it must fail.
     pub(super) fn record(&mut self, kind: CallKind, target: &str) -> Option<Fault> {
-        let counter = &mut self.counts[kind.index()];
-        *counter += 1;
-        let number = *counter;
-        let found = self.faults.iter().position(|(k, at, _)| *k == kind && *at == number);
+        self.counts[kind.index()] += 1;
+        self.total += 1;
+        let (number, total) = (self.count(kind), self.total);
+        let found = self.faults.iter().position(|(k, at, _)| match k {
+            Some(k) => *k == kind && *at == number,
+            None => *at == total,
+        });
         let fault = found.map(|i| {
             let (_, _, point) = self.faults.swap_remove(i);
             Fault { kind, number, point, target: target.to_owned() }

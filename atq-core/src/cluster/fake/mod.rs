@@ -54,9 +54,25 @@ const MAX_CONFIG_NAME: usize = 64;
 /// Clones share one engine, so a test keeps a clone to script and inspect the engine while
 /// the code under test drives another (for instance inside a [`Director`](crate::Director)).
 ///
-/// Out of the box, replicas start at once and run until removed, except services labelled
-/// `io.atq.role=master` or `io.atq.role=probe`, whose replicas exit 0 right after starting,
-/// without logs — so a task deployed on a fresh fake runs to completion.
+/// # Defaults
+/// - Replicas start at once (see [`with_latency`](Self::with_latency)) and run until removed,
+///   except services labelled `io.atq.role=master` or `io.atq.role=probe`, whose replicas exit
+///   0 right after starting, without logs — so a task deployed on a fresh fake runs to completion.
+/// - A health check, if the service has one, passes as soon as the replica runs (script
+///   [`Start::Never`] for one that never passes).
+/// - Network `k` (lowest free first) gets the subnet `10.k.0.0/16`; replicas get its addresses
+///   from `10.k.0.2` on, one per network they join; addresses are reused after removal.
+/// - One node (`fake-node-1`), a swarm manager; configs up to 500 KiB; names follow the
+///   engine's rules (letters, digits, `-`, `_`; `.` too for configs; at most 63/64 characters).
+///
+/// # Scripts and faults
+/// [`script`](Self::script) (and its shorthands [`master_exits`](Self::master_exits),
+/// [`probe_output`](Self::probe_output), [`never_starts`](Self::never_starts)) decides how the
+/// replicas of services created afterwards start, run and print; [`missing_image`](Self::missing_image)
+/// makes the engine reject an image. [`fail_call`](Self::fail_call),
+/// [`fail_call_after`](Self::fail_call_after) and [`fail_any_call`](Self::fail_any_call) make
+/// a later call fail; [`kill_replica`](Self::kill_replica) kills a running replica;
+/// [`calls`](Self::calls) and [`call_log`](Self::call_log) tell what the engine was asked.
 ///
 /// ```
 /// use std::time::Duration;
@@ -116,6 +132,8 @@ struct Shared {
 struct State {
     /// Default start latency of new replicas.
     latency: Duration,
+    /// How long every trait call takes before it has any effect.
+    call_delay: Duration,
     /// Scripts, by matcher.
     rules: Rules,
     /// Images that do not exist: their replicas are rejected.
@@ -251,6 +269,7 @@ impl State {
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         State {
             latency: Duration::ZERO,
+            call_delay: Duration::ZERO,
             rules: Rules::default(),
             missing_images: BTreeSet::new(),
             calls: Calls::default(),
@@ -581,6 +600,15 @@ impl FakeCluster {
         self
     }
 
+    /// Makes every [`Cluster`] call wait `delay` (on tokio's clock) before it takes effect
+    /// (zero by default). Gives each call an await point, so a test can drop or time out the
+    /// caller in the middle of a call; a call dropped while it waits has no effect.
+    #[must_use]
+    pub fn with_call_delay(self, delay: Duration) -> Self {
+        self.state().call_delay = delay;
+        self
+    }
+
     /// Scripts the replicas of the services `matcher` selects, created from now on.
     ///
     /// Later rules take precedence, part by part: a rule that only says how replicas start
@@ -622,7 +650,15 @@ impl FakeCluster {
     /// The `nth` call of `kind` from now (1: the next one) fails with an
     /// [`Error::Engine`] saying "injected fault", without any effect.
     pub fn fail_call(&self, kind: CallKind, nth: u64) -> &Self {
-        self.state().calls.arm(kind, nth, FaultPoint::Before);
+        self.state().calls.arm(Some(kind), nth, FaultPoint::Before);
+        self
+    }
+
+    /// The `nth` call of any kind from now (1: the next one) fails with an
+    /// [`Error::Engine`] saying "injected fault", without any effect. With
+    /// [`call_log`](Self::call_log) of a successful run, a test can fail each call in turn.
+    pub fn fail_any_call(&self, nth: u64) -> &Self {
+        self.state().calls.arm(None, nth, FaultPoint::Before);
         self
     }
 
@@ -630,7 +666,7 @@ impl FakeCluster {
     /// saying "injected fault" — as when the engine's answer is lost. For testing cleanup of
     /// objects the caller does not know it created.
     pub fn fail_call_after(&self, kind: CallKind, nth: u64) -> &Self {
-        self.state().calls.arm(kind, nth, FaultPoint::After);
+        self.state().calls.arm(Some(kind), nth, FaultPoint::After);
         self
     }
 
@@ -664,6 +700,12 @@ impl FakeCluster {
     #[must_use]
     pub fn calls(&self, kind: CallKind) -> u64 {
         self.state().calls.count(kind)
+    }
+
+    /// How many calls of every kind the engine received (failed ones included).
+    #[must_use]
+    pub fn total_calls(&self) -> u64 {
+        self.state().calls.total()
     }
 
     /// Every call the engine received since it was created (or the log was cleared), in order.
@@ -742,8 +784,13 @@ impl FakeCluster {
         self.shared.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs one trait call: counts and logs it, injects a fault if one is armed, applies `effect`.
-    fn call<T>(&self, kind: CallKind, target: &str, effect: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+    /// Runs one trait call: waits the call delay, then counts and logs it, injects a fault if
+    /// one is armed, and applies `effect`.
+    async fn call<T>(&self, kind: CallKind, target: &str, effect: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        let delay = self.state().call_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let result = {
             let mut state = self.state();
             match state.calls.record(kind, target) {
@@ -774,34 +821,37 @@ impl Cluster for FakeCluster {
                 max_config_bytes: MAX_CONFIG_BYTES,
             })
         })
+        .await
     }
 
     async fn create_network(&self, spec: &NetworkSpec) -> Result<String> {
-        self.call(CallKind::CreateNetwork, &spec.name, |s| s.create_network(spec))
+        self.call(CallKind::CreateNetwork, &spec.name, |s| s.create_network(spec)).await
     }
 
     async fn remove_network(&self, name: &str) -> Result<()> {
-        self.call(CallKind::RemoveNetwork, name, |s| s.remove_network(name))
+        self.call(CallKind::RemoveNetwork, name, |s| s.remove_network(name)).await
     }
 
     async fn create_service(&self, spec: &ServiceSpec) -> Result<String> {
-        self.call(CallKind::CreateService, &spec.name, |s| s.create_service(spec))
+        self.call(CallKind::CreateService, &spec.name, |s| s.create_service(spec)).await
     }
 
     async fn remove_service(&self, name: &str) -> Result<()> {
-        self.call(CallKind::RemoveService, name, |s| s.remove_service(name))
+        self.call(CallKind::RemoveService, name, |s| s.remove_service(name)).await
     }
 
     async fn replicas(&self, service: &str, network: &str) -> Result<Vec<Replica>> {
-        self.call(CallKind::Replicas, service, |s| s.replicas(service, network))
+        self.call(CallKind::Replicas, service, |s| s.replicas(service, network)).await
     }
 
     async fn logs(&self, service: &str, follow: bool) -> Result<LogStream> {
-        let mut follower = self.call(CallKind::Logs, service, |s| {
-            let name = s.resolve(ResourceKind::Service, service).ok_or_else(|| not_found("service", service))?;
-            let svc = &s.services[&name];
-            Ok(Follower::new(self.clone(), name, svc.id.clone(), svc.log_order()))
-        })?;
+        let mut follower = self
+            .call(CallKind::Logs, service, |s| {
+                let name = s.resolve(ResourceKind::Service, service).ok_or_else(|| not_found("service", service))?;
+                let svc = &s.services[&name];
+                Ok(Follower::new(self.clone(), name, svc.id.clone(), svc.log_order()))
+            })
+            .await?;
         if !follow {
             follower.step();
             return Ok(Box::pin(futures_util::stream::iter(follower.buffer.into_iter().map(Ok))));
@@ -815,15 +865,15 @@ impl Cluster for FakeCluster {
     }
 
     async fn create_config(&self, spec: &ConfigSpec) -> Result<String> {
-        self.call(CallKind::CreateConfig, &spec.name, |s| s.create_config(spec))
+        self.call(CallKind::CreateConfig, &spec.name, |s| s.create_config(spec)).await
     }
 
     async fn remove_config(&self, name: &str) -> Result<()> {
-        self.call(CallKind::RemoveConfig, name, |s| s.remove_config(name))
+        self.call(CallKind::RemoveConfig, name, |s| s.remove_config(name)).await
     }
 
     async fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> Result<Vec<Resource>> {
-        self.call(CallKind::ListResources, kind.as_str(), |s| Ok(s.list_resources(kind, selector)))
+        self.call(CallKind::ListResources, kind.as_str(), |s| Ok(s.list_resources(kind, selector))).await
     }
 }
 

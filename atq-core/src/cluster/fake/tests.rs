@@ -509,3 +509,26 @@ async fn released_addresses_are_reused() {
     fake.create_service(&service("b", 1, "n")).await.unwrap();
     assert_eq!(fake.replicas("b", "n").await.unwrap()[0].address, first);
 }
+
+#[tokio::test]
+async fn fail_any_call_fails_the_nth_call_whatever_its_kind() {
+    let fake = FakeCluster::new();
+    fake.fail_any_call(2);
+    fake.create_network(&network("n")).await.unwrap();
+    let err = fake.info().await.unwrap_err();
+    assert!(err.to_string().contains("injected fault"), "{err}");
+    fake.info().await.unwrap();
+    assert_eq!(fake.total_calls(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_dropped_during_its_delay_has_no_effect() {
+    let fake = FakeCluster::new().with_call_delay(Duration::from_millis(100));
+    let dropped = tokio::time::timeout(Duration::from_millis(50), fake.create_network(&network("n"))).await;
+    assert!(dropped.is_err(), "the call was still waiting");
+    assert!(fake.is_empty());
+    assert_eq!(fake.calls(CallKind::CreateNetwork), 0);
+
+    fake.create_network(&network("n")).await.unwrap();
+    assert_eq!(fake.networks(), ["n"]);
+}
