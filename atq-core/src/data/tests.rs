@@ -868,3 +868,19 @@ fn task_files_name_data_sources_in_camel_case() {
     assert_eq!(DataSource::of(task.workers()), Some(DataSource::HostPath("/mnt/gluster/plans".into())));
     assert_eq!(DataSource::of(task.master()), Some(DataSource::Volume("results-in".into())));
 }
+
+#[tokio::test]
+async fn on_the_fake_cluster_a_deployed_bundle_is_mounted_and_kept_until_its_service_goes() {
+    let cluster = crate::FakeCluster::new();
+    let id = nested_bundle().push(&cluster).await.unwrap();
+    let mut spec =
+        ServiceSpec { name: "load_master".into(), image: "busybox".into(), replicas: 1, ..ServiceSpec::default() };
+    data_mounts(&cluster, &Service::new("busybox").data(&id)).await.unwrap().apply_to(&mut spec);
+    cluster.create_service(&spec).await.unwrap();
+
+    let err = remove_bundle(&cluster, &id).await.unwrap_err();
+    assert!(matches!(&err, Error::Data(DataError::InUse { services, .. }) if services == &["load_master"]), "{err:?}");
+    cluster.remove_service("load_master").await.unwrap();
+    remove_bundle(&cluster, &id).await.unwrap();
+    assert!(list_bundles(&cluster).await.unwrap().is_empty());
+}
