@@ -14,6 +14,12 @@ impl DockerCluster {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Connects to the engine at `DOCKER_HOST` (or the default socket) and checks that it is a
+    /// swarm manager. Placeholder until the docker branch lands.
+    pub async fn connect() -> Result<Self> {
+        todo!()
+    }
 }
 
 #[async_trait]
