@@ -1,6 +1,7 @@
 //! `atq info`: the engine and the atq tasks on it. Never prints swarm join tokens (the core's
 //! `EngineInfo` does not even hold them).
 
+use atq_core::cluster::docker::DEFAULT_HOST;
 use atq_core::{Director, TaskState};
 use serde_json::json;
 
@@ -12,7 +13,11 @@ pub async fn info(director: &Director, as_json: bool) -> Result<(), CliError> {
     let engine = director.cluster().info().await?;
     let tasks = director.list().await?;
     let running = tasks.iter().filter(|t| matches!(t.state, TaskState::Running | TaskState::Deploying)).count();
-    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "the default socket".into());
+    let host = if crate::engine::fake_requested() {
+        "the in-memory fake engine (ATQ_FAKE=1)".to_owned()
+    } else {
+        std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| DEFAULT_HOST.to_owned())
+    };
     if as_json {
         let value = json!({
             "host": host,

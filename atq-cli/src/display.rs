@@ -303,7 +303,9 @@ fn describe(event: &Event) -> Option<String> {
     Some(match event {
         Event::Queued { .. } => "queued: waiting for a free slot".into(),
         Event::NetworkCreated { network, .. } => format!("network {network} created"),
-        Event::WorkersCreated { replicas, .. } => format!("workers: 0/{replicas} running"),
+        Event::WorkersCreated { service, replicas, .. } => {
+            format!("worker service {service} created ({replicas} replicas)")
+        }
         Event::WorkersRunning { running, total, .. } => format!("workers: {running}/{total} running"),
         Event::WorkersReady { addresses, .. } => {
             format!("{} workers running: {}", addresses.len(), short_list(addresses))

@@ -282,8 +282,9 @@ impl Director {
         let _ = self.inner.events.send(event);
     }
 
-    fn base_labels(&self, task: &Task, role: Role) -> BTreeMap<String, String> {
+    fn base_labels(&self, task: &Task, role: Role, deploy_id: &str) -> BTreeMap<String, String> {
         let mut l = task.labels().clone();
+        l.insert(labels::DEPLOY.into(), deploy_id.into());
         let expires = unix_now() + i64::try_from(task.ttl().as_secs()).unwrap_or(i64::MAX / 2);
         l.insert(labels::MANAGED.into(), "true".into());
         l.insert(labels::TASK.into(), task.name().into());
@@ -300,8 +301,11 @@ impl Director {
 
         // 1. The network is the lock: swarm network names are unique, so of two racing deploys
         //    of one name exactly one creates it.
-        let spec =
-            NetworkSpec { name: network.clone(), labels: self.base_labels(task, Role::Network), attachable: true };
+        let spec = NetworkSpec {
+            name: network.clone(),
+            labels: self.base_labels(task, Role::Network, &created.deploy_id),
+            attachable: true,
+        };
         let id = cluster.create_network(&spec).await.map_err(|e| match e {
             Error::Conflict { .. } => Error::TaskExists { name: name.clone() },
             other => other,
@@ -310,7 +314,8 @@ impl Director {
         self.emit(Event::NetworkCreated { task: name.clone(), network: network.clone() });
 
         // 2. Workers.
-        let workers_spec = self.service_spec(task, task.workers(), Role::Worker, task.worker_service_name(), &network);
+        let parts = ServiceParts { task, role: Role::Worker, network: &network, deploy_id: &created.deploy_id };
+        let workers_spec = self.service_spec(&parts, task.workers(), task.worker_service_name());
         let replicas = workers_spec.replicas;
         let id = self.create_service(task, &workers_spec).await?;
         created.push(ResourceKind::Service, id);
@@ -336,12 +341,13 @@ impl Director {
         let config = ConfigSpec {
             name: format!("{name}_workers"),
             data: workers.iter().map(|a| format!("{a}\n")).collect::<String>().into_bytes(),
-            labels: self.base_labels(task, Role::Master),
+            labels: self.base_labels(task, Role::Master, &created.deploy_id),
         };
         let config_id = cluster.create_config(&config).await?;
         created.push(ResourceKind::Config, config_id.clone());
 
-        let mut master = self.service_spec(task, task.master(), Role::Master, task.master_service_name(), &network);
+        let parts = ServiceParts { task, role: Role::Master, network: &network, deploy_id: &created.deploy_id };
+        let mut master = self.service_spec(&parts, task.master(), task.master_service_name());
         if list.len() <= MAX_ENV_LIST_BYTES {
             master.env.push(("WORKER_CSV_VIPS".into(), list.clone()));
             master.env.push(("REMOTES".into(), list));
@@ -367,8 +373,9 @@ impl Director {
         })
     }
 
-    fn service_spec(&self, task: &Task, service: &Service, role: Role, name: String, network: &str) -> ServiceSpec {
-        let mut labels = self.base_labels(task, role);
+    fn service_spec(&self, parts: &ServiceParts<'_>, service: &Service, name: String) -> ServiceSpec {
+        let ServiceParts { task, role, network, deploy_id } = *parts;
+        let mut labels = self.base_labels(task, role, deploy_id);
         labels.extend(service.labels.clone());
         labels.insert(labels::REPLICAS.into(), service.replicas.to_string());
         if let Some(id) = &service.fileid {
@@ -486,7 +493,7 @@ impl Director {
                 command: Some(vec!["sh".into(), "-c".into()]),
                 args: vec![wait.command.clone()],
                 networks: vec![network.to_owned()],
-                labels: self.base_labels(task, Role::Probe),
+                labels: self.base_labels(task, Role::Probe, &created.deploy_id),
                 ..ServiceSpec::default()
             };
             spec.container_labels = spec.labels.clone();
@@ -695,6 +702,15 @@ impl Director {
     }
 }
 
+/// What a worker or master service spec is made from, besides the [`Service`].
+#[derive(Clone, Copy)]
+struct ServiceParts<'a> {
+    task: &'a Task,
+    role: Role,
+    network: &'a str,
+    deploy_id: &'a str,
+}
+
 fn task_selector(name: &str) -> LabelSelector {
     LabelSelector::new().eq(labels::MANAGED, "true").eq(labels::TASK, name)
 }
@@ -806,12 +822,17 @@ async fn remove_one(cluster: &dyn Cluster, kind: ResourceKind, id: &str) -> Resu
 pub(crate) struct Created {
     inner: Arc<Inner>,
     task: String,
+    /// Value of the [`labels::DEPLOY`] label on everything this deploy creates.
+    deploy_id: String,
     items: Vec<(ResourceKind, String)>,
 }
 
 impl Created {
     fn new(inner: Arc<Inner>, task: &str) -> Self {
-        Created { inner, task: task.to_owned(), items: Vec::new() }
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let deploy_id = format!("{}-{}-{nanos:x}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        Created { inner, task: task.to_owned(), deploy_id, items: Vec::new() }
     }
 
     fn push(&mut self, kind: ResourceKind, id: String) {
@@ -823,33 +844,49 @@ impl Created {
     }
 
     fn commit(mut self) -> Vec<(ResourceKind, String)> {
+        self.deploy_id.clear();
         std::mem::take(&mut self.items)
     }
 
     async fn rollback(mut self) {
         let items = std::mem::take(&mut self.items);
-        remove_in_reverse(&*self.inner.cluster, &self.task, items).await;
+        let deploy_id = std::mem::take(&mut self.deploy_id);
+        remove_in_reverse(&*self.inner.cluster, &self.task, &deploy_id, items).await;
     }
 }
 
-async fn remove_in_reverse(cluster: &dyn Cluster, task: &str, items: Vec<(ResourceKind, String)>) {
+/// Removes what a deploy recorded, newest first; then anything else carrying its deploy id
+/// (an object whose creation succeeded but whose answer was lost).
+async fn remove_in_reverse(cluster: &dyn Cluster, task: &str, deploy_id: &str, items: Vec<(ResourceKind, String)>) {
     for (kind, id) in items.into_iter().rev() {
         if let Err(e) = remove_one(cluster, kind, &id).await {
             tracing::warn!(task, kind = kind.as_str(), id, error = %e, "rollback could not remove an object; `atq prune` will");
+        }
+    }
+    let selector = LabelSelector::new().eq(labels::DEPLOY, deploy_id);
+    for kind in [ResourceKind::Service, ResourceKind::Config, ResourceKind::Network] {
+        match cluster.list_resources(kind, &selector).await {
+            Ok(left) => {
+                if let Err(e) = remove_resources(cluster, left).await {
+                    tracing::warn!(task, error = %e, "rollback could not remove an object; `atq prune` will");
+                }
+            }
+            Err(e) => tracing::warn!(task, error = %e, "rollback could not list what is left; `atq prune` will"),
         }
     }
 }
 
 impl Drop for Created {
     fn drop(&mut self) {
-        let items = std::mem::take(&mut self.items);
-        if items.is_empty() {
-            return;
+        if self.deploy_id.is_empty() {
+            return; // committed or rolled back
         }
+        let items = std::mem::take(&mut self.items);
         let inner = self.inner.clone();
         let task = self.task.clone();
+        let deploy_id = self.deploy_id.clone();
         inner.clone().background.spawn(async move {
-            remove_in_reverse(&*inner.cluster, &task, items).await;
+            remove_in_reverse(&*inner.cluster, &task, &deploy_id, items).await;
         });
     }
 }
@@ -884,5 +921,97 @@ impl Background {
             }
             notified.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::MockCluster;
+    use mockall::Sequence;
+
+    fn running(service: &str, address: &str) -> Vec<Replica> {
+        vec![Replica {
+            id: format!("{service}-1"),
+            name: format!("{service}.1"),
+            slot: 1,
+            state: ReplicaState::Running,
+            address: Some(address.parse().unwrap()),
+            exit_code: None,
+            error: None,
+            node_id: None,
+        }]
+    }
+
+    /// The plan's order matters: the network before anything on it, every worker running
+    /// before the master exists, the worker list stored before the master that mounts it.
+    #[tokio::test]
+    async fn deploy_calls_the_engine_in_the_plans_order() {
+        let mut engine = MockCluster::new();
+        let mut seq = Sequence::new();
+        engine
+            .expect_create_network()
+            .withf(|spec| spec.name == "seq_net" && spec.attachable)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok("net-id".into()));
+        engine
+            .expect_create_service()
+            .withf(|spec| spec.name == "seq_worker" && spec.replicas == 1)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok("worker-id".into()));
+        engine
+            .expect_replicas()
+            .withf(|service, network| service == "seq_worker" && network == "seq_net")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|s, _| Ok(running(s, "10.0.0.2")));
+        engine
+            .expect_create_config()
+            .withf(|spec| spec.name == "seq_workers" && spec.data == b"10.0.0.2\n")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok("config-id".into()));
+        engine
+            .expect_create_service()
+            .withf(|spec| {
+                spec.name == "seq_master"
+                    && spec.env.contains(&("WORKER_CSV_VIPS".into(), "10.0.0.2".into()))
+                    && spec.configs.iter().any(|c| c.config_id == "config-id")
+            })
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok("master-id".into()));
+        engine
+            .expect_replicas()
+            .withf(|service, _| service == "seq_master")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|s, _| Ok(running(s, "10.0.0.3")));
+        let director = Director::new(engine);
+        let task = Task::builder("seq").workers(Service::new("i")).master(Service::new("i")).build().unwrap();
+        let deployment = director.deploy(&task).await.unwrap();
+        assert_eq!(deployment.workers(), ["10.0.0.2".parse::<IpAddr>().unwrap()]);
+        deployment.keep();
+    }
+
+    #[test]
+    fn polling_backs_off_from_min_to_max() {
+        let poll = PollInterval { min: Duration::from_millis(10), max: Duration::from_millis(40) };
+        let mut d = poll.min;
+        let mut seen = vec![d];
+        for _ in 0..5 {
+            d = poll.next(d);
+            seen.push(d);
+        }
+        assert_eq!(seen.iter().map(|d| d.as_millis()).collect::<Vec<_>>(), vec![10, 15, 22, 33, 40, 40]);
+    }
+
+    #[test]
+    fn the_worker_list_is_comma_separated_in_slot_order() {
+        let a: Vec<IpAddr> = vec!["10.0.0.3".parse().unwrap(), "10.0.0.2".parse().unwrap()];
+        assert_eq!(worker_list(&a), "10.0.0.3,10.0.0.2");
+        assert_eq!(worker_list(&[]), "");
     }
 }

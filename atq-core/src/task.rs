@@ -613,6 +613,7 @@ fn validate_service(out: &mut Vec<Problem>, role: &str, s: &Service, alias: &str
             ));
         }
     }
+    out.extend(crate::data::validate_service_data(role, s));
     if let Some(h) = &s.health_check {
         let field = format!("{role}.healthCheck");
         if h.test.trim().is_empty() {
