@@ -95,24 +95,12 @@ impl Display {
 
     /// Finishes the current bar with a check mark and `message`, or clears it with `None`.
     fn finish_bar(&mut self, message: Option<String>) {
+        // A finished bar's line would be overwritten by the next bar: clear it, print the line.
         if let Some(bar) = self.bar.take() {
-            match message {
-                Some(m) => {
-                    bar.set_style(style("{prefix:.green} {msg}"));
-                    bar.set_prefix("✓");
-                    bar.finish_with_message(m);
-                }
-                None => bar.finish_and_clear(),
-            }
+            bar.finish_and_clear();
         }
-    }
-
-    /// Prints a line of progress on stderr: above the bar, or as a plain line.
-    fn note(&self, line: &str) {
-        match (&self.bar, self.mode) {
-            (Some(bar), Mode::Human) => bar.suspend(|| err(line)),
-            (_, Mode::Json) => {}
-            _ => err(&format!("atq: {line}")),
+        if let Some(m) = message {
+            err(&format!("✓ {m}"));
         }
     }
 
@@ -188,8 +176,7 @@ impl Display {
                 self.phase("master running");
             }
             Event::MasterExited { exit_code, .. } => {
-                self.finish_bar(None);
-                self.note(&format!("master exited with code {exit_code}"));
+                self.finish_bar(Some(format!("master exited with code {exit_code}")))
             }
             Event::RollingBack { .. } => {
                 self.finish_bar(None);
