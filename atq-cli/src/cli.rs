@@ -83,7 +83,30 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    // `atq data push|ls|rm` joins here once data bundles land (issue 5).
+    /// Data bundles: test plans and data files shipped to every container under /atq/data.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+/// `atq data …`.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Store a zip file or a directory on the engine; print its id (a task's `fileid`).
+    Push {
+        /// A .zip file or a directory.
+        path: PathBuf,
+    },
+    /// List the bundles on the engine.
+    Ls {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a bundle (refused while a task uses it).
+    Rm {
+        /// The bundle's id.
+        id: String,
+    },
 }
 
 impl Command {
@@ -93,7 +116,7 @@ impl Command {
         match self {
             Command::Run(a) => a.json,
             Command::Up(a) => a.json,
-            Command::Ls { json } | Command::Info { json } => *json,
+            Command::Ls { json } | Command::Info { json } | Command::Data(DataCommand::Ls { json }) => *json,
             _ => false,
         }
     }
@@ -116,6 +139,10 @@ pub struct RunArgs {
     /// Use this task name instead of the file's.
     #[arg(long)]
     pub name: Option<String>,
+    /// Push this zip file or directory as a data bundle and mount it at /atq/data in every
+    /// role that names no data of its own.
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
 }
 
 /// Arguments of `atq up`.

@@ -7,12 +7,12 @@ use clap::CommandFactory;
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::cli::{Cli, Command, LogsArgs};
+use crate::cli::{Cli, Command, DataCommand, LogsArgs};
 use crate::cluster_info;
 use crate::display::{err, out};
 use crate::error::CliError;
 use crate::signals::Signals;
-use crate::{engine, exit, run, taskfile};
+use crate::{data, engine, exit, run, taskfile};
 
 /// Runs the command; returns the exit code on success.
 pub async fn dispatch(command: Command, signals: &mut Signals) -> Result<u8, CliError> {
@@ -60,6 +60,9 @@ async fn engine_command(command: Command) -> Result<(), CliError> {
             }
         }
         Command::Info { json } => cluster_info::info(&director, json).await?,
+        Command::Data(DataCommand::Push { path }) => data::push_command(&director, &path).await?,
+        Command::Data(DataCommand::Ls { json }) => data::ls(&director, json).await?,
+        Command::Data(DataCommand::Rm { id }) => data::rm(&director, &id).await?,
         Command::Run(_) | Command::Up(_) | Command::Validate { .. } | Command::Completions { .. } => {
             unreachable!("dispatched before")
         }

@@ -7,6 +7,7 @@
 //! - [`cli`]: the command line (clap derive), with the exit codes in `--help`.
 //! - [`run`]: `atq run` and `atq up`: progress, the master's logs, cleanup on interrupt.
 //! - [`commands`]: the other commands, one core call each.
+//! - [`data`]: `atq data push | ls | rm`.
 //! - [`display`]: progress bars, plain lines or JSON lines.
 //! - [`exit`]: every exit code, in one place.
 //! - [`error`]: what a command can fail with, and its one-line message.
@@ -20,6 +21,7 @@ use clap::Parser;
 mod cli;
 mod cluster_info;
 mod commands;
+mod data;
 mod display;
 mod engine;
 mod error;

@@ -121,8 +121,15 @@ async fn interruptible<T>(
 
 /// `atq run`: deploy, follow the master's logs while waiting for it, tear down, return its code.
 pub async fn run(args: RunArgs, signals: &mut Signals) -> Result<u8, CliError> {
-    let task = taskfile::load(&args.file, args.name.as_deref())?;
+    let mut task = taskfile::load(&args.file, args.name.as_deref())?;
     let director = connect(signals).await?;
+    if let Some(path) = &args.data {
+        let id = tokio::select! {
+            id = crate::data::push(&director, path) => id?,
+            () = signals.recv() => return Err(CliError::Interrupted),
+        };
+        task = task.with_data_bundle(&id).map_err(|error| CliError::Invalid { file: "--data".into(), error })?;
+    }
     let mut feed = Feed::new(&director, Display::new(Mode::detect(args.json), task.name()));
     let timeout = args.timeout.map(Duration::from_secs).or(task.run_timeout());
     let keep = args.keep;

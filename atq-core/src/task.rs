@@ -295,6 +295,18 @@ impl Task {
         Task::try_from(file)
     }
 
+    /// A copy of this task whose roles without data of their own mount the data bundle `id`
+    /// (`atq run --data PATH` pushes a bundle, then calls this).
+    pub fn with_data_bundle(&self, id: &str) -> Result<Task, ValidationError> {
+        let mut file = self.file.clone();
+        for service in [&mut file.worker, &mut file.master] {
+            if crate::data::DataSource::of(service).is_none() {
+                service.fileid = Some(id.to_owned());
+            }
+        }
+        Task::try_from(file)
+    }
+
     /// A copy of this task with another field changed, re-validated.
     pub fn to_builder(&self) -> TaskBuilder {
         TaskBuilder { file: self.file.clone(), has_workers: true, has_master: true }

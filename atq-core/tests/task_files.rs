@@ -306,3 +306,14 @@ fn a_task_file_breaking_several_rules_lists_each_field_with_its_line() {
     let e = Task::from_json_str(json).unwrap_err();
     assert_eq!((e.problems[0].field.as_str(), e.problems[0].line), ("worker.replicas", Some(3)));
 }
+
+#[test]
+fn with_data_bundle_fills_the_roles_that_have_no_data() {
+    let task =
+        Task::builder("d").workers(Service::new("i").data_volume("plans")).master(Service::new("i")).build().unwrap();
+    let with = task.with_data_bundle("0123456789abcdef").unwrap();
+    assert_eq!(with.workers().fileid, None, "keeps its own volume");
+    assert_eq!(with.workers().data_volume.as_deref(), Some("plans"));
+    assert_eq!(with.master().fileid.as_deref(), Some("0123456789abcdef"));
+    assert!(task.with_data_bundle("not an id!").is_err());
+}

@@ -1,0 +1,58 @@
+//! `atq data push | ls | rm`: data bundles on the engine, each a call into `atq_core::data`.
+
+use std::path::Path;
+
+use atq_core::data::{self, DataBundle, Limits};
+use atq_core::Director;
+
+use crate::display::{err, out};
+use crate::error::CliError;
+
+/// Reads the zip file or directory at `path` and stores it on the engine; returns its id.
+pub async fn push(director: &Director, path: &Path) -> Result<String, CliError> {
+    let cluster = director.cluster();
+    let limits = Limits::for_engine(&cluster.info().await?);
+    let bundle = DataBundle::from_path(path, &limits)?;
+    let id = bundle.push(&**cluster).await?;
+    err(&format!(
+        "atq: bundle of {} file(s), {} bytes, stored under /atq/data for tasks naming it",
+        bundle.len(),
+        bundle.total_bytes()
+    ));
+    Ok(id)
+}
+
+/// `atq data push PATH`: prints the id as the last word of the last line.
+pub async fn push_command(director: &Director, path: &Path) -> Result<(), CliError> {
+    let id = push(director, path).await?;
+    out(&format!("fileid: {id}"));
+    Ok(())
+}
+
+/// `atq data ls`: `ID  FILES  BYTES  CREATED`.
+pub async fn ls(director: &Director, json: bool) -> Result<(), CliError> {
+    let bundles = data::list_bundles(&**director.cluster()).await?;
+    if json {
+        out(&serde_json::to_string(&bundles).expect("bundle info serialises"));
+        return Ok(());
+    }
+    out(&format!("{:<16}  {:>7}  {:>10}  CREATED", "ID", "FILES", "BYTES"));
+    for b in bundles {
+        let files = match b.expected_files {
+            Some(expected) if !b.is_complete() => format!("{}/{expected}", b.files),
+            _ => b.files.to_string(),
+        };
+        let bytes = b.bytes.map_or_else(|| "-".to_owned(), |n| n.to_string());
+        let created = b.created_unix.map_or_else(|| "-".to_owned(), |c| c.to_string());
+        let note = if b.is_complete() { "" } else { "  (incomplete: push again, or `atq data rm`)" };
+        out(&format!("{:<16}  {files:>7}  {bytes:>10}  {created}{note}", b.id));
+    }
+    Ok(())
+}
+
+/// `atq data rm ID`: refused while a task uses the bundle.
+pub async fn rm(director: &Director, id: &str) -> Result<(), CliError> {
+    data::remove_bundle(&**director.cluster(), id).await?;
+    err(&format!("atq: bundle {id} removed"));
+    Ok(())
+}
