@@ -1,12 +1,19 @@
 //! The handle of a deployed task: [`Deployment`], and what its master did: [`Outcome`].
 
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 
-use crate::cluster::{LogStream, Replica, ReplicaState};
-use crate::error::Result;
+use crate::cluster::{LabelSelector, LogStream, Replica, ReplicaState, ResourceKind};
+use crate::director::{collect_logs, remove_resources, replica_failed, Director};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::labels;
+use crate::task::Task;
 
 /// What the master did, once it exited.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -17,46 +24,194 @@ pub struct Outcome {
     pub exit_code: i64,
     /// The master replica's final state (`complete` or `failed`).
     pub state: ReplicaState,
-    /// The master's logs (stdout and stderr, in order).
+    /// The engine's message about the master, if it failed ("task: non-zero exit (3)").
+    pub error: Option<String>,
+    /// The master's logs (stdout and stderr, in order), a line per log line.
     pub logs: String,
     /// Workers that stopped while the master ran (died, were killed, exited).
     pub failed_workers: Vec<Replica>,
-    /// Time from the master running to its exit, as atq observed it.
-    pub duration: Duration,
+    /// Time from when `wait` started until atq saw the master's exit.
+    pub waited: Duration,
+}
+
+impl Outcome {
+    /// Whether the master exited with code 0 and every worker stayed up.
+    #[must_use]
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == 0 && self.failed_workers.is_empty()
+    }
 }
 
 /// A deployed task: its workers run and its master has started.
+///
+/// Call [`teardown`](Deployment::teardown) when done. Dropping a deployment that was neither
+/// torn down nor [kept](Deployment::keep) tears it down in the background (tracked by
+/// [`Director::settled`]), so a test that panics still leaves nothing behind.
 #[derive(Debug)]
 pub struct Deployment {
-    name: String,
+    director: Director,
+    task: Task,
     workers: Vec<IpAddr>,
+    /// What the deploy created (kind, id), in creation order.
+    created: Vec<(ResourceKind, String)>,
+    /// The task's slot in the director's queue; released at teardown.
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+    /// Set once torn down or kept, so `Drop` does nothing.
+    done: Mutex<bool>,
 }
 
 impl Deployment {
+    pub(crate) fn new(
+        director: Director,
+        task: Task,
+        workers: Vec<IpAddr>,
+        created: Vec<(ResourceKind, String)>,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        Deployment { director, task, workers, created, permit: Mutex::new(Some(permit)), done: Mutex::new(false) }
+    }
+
     /// The task's name.
     #[must_use]
     pub fn name(&self) -> &str {
-        &self.name
+        self.task.name()
     }
 
-    /// Every worker's address on the task network.
+    /// The task that was deployed.
+    #[must_use]
+    pub fn task(&self) -> &Task {
+        &self.task
+    }
+
+    /// Every worker's address on the task network, by slot.
     #[must_use]
     pub fn workers(&self) -> &[IpAddr] {
         &self.workers
     }
 
-    /// Waits for the master to exit (at most `timeout`, if given) and returns what it did.
-    pub async fn wait(&self, _timeout: Option<Duration>) -> Result<Outcome> {
-        todo!()
+    /// Waits for the master to exit (at most `timeout`, if given) and returns what it did,
+    /// with its logs and any worker that stopped meanwhile.
+    pub async fn wait(&self, timeout: Option<Duration>) -> Result<Outcome> {
+        let inner = &self.director.inner;
+        let cluster = &inner.cluster;
+        let service = self.task.master_service_name();
+        let network = self.task.network_name();
+        let started = Instant::now();
+        let mut interval = inner.poll.min;
+        let master = loop {
+            let replicas = cluster.replicas(&service, &network).await?;
+            match replicas.into_iter().next() {
+                Some(r) if r.state.is_terminal() => break r,
+                Some(_) => {}
+                None => return Err(Error::TaskNotFound { name: self.name().to_owned() }),
+            }
+            if let Some(limit) = timeout {
+                if started.elapsed() >= limit {
+                    return Err(Error::Timeout {
+                        phase: format!("master '{service}' to exit"),
+                        waited: limit,
+                        missing: "the master is still running".into(),
+                    });
+                }
+            }
+            let mut pause = interval;
+            if let Some(limit) = timeout {
+                pause = pause.min(limit.saturating_sub(started.elapsed()));
+            }
+            tokio::time::sleep(pause).await;
+            interval = (interval + interval / 2).clamp(inner.poll.min, inner.poll.max);
+        };
+        let Some(exit_code) = master.exit_code else {
+            return Err(replica_failed(&service, &master));
+        };
+        let logs = collect_logs(cluster.logs(&service, false).await?).await?;
+        let mut failed_workers: Vec<Replica> = cluster
+            .replicas(&self.task.worker_service_name(), &network)
+            .await?
+            .into_iter()
+            .filter(|r| r.state.is_terminal())
+            .collect();
+        failed_workers.sort_by_key(|r| r.slot);
+        self.director.emit(Event::MasterExited { task: self.name().to_owned(), exit_code });
+        Ok(Outcome {
+            task: self.name().to_owned(),
+            exit_code,
+            state: master.state,
+            error: master.error.filter(|e| !e.is_empty()),
+            logs,
+            failed_workers,
+            waited: started.elapsed(),
+        })
     }
 
-    /// The master's logs so far; with `follow`, until it exits.
-    pub async fn logs(&self, _follow: bool) -> Result<LogStream> {
-        todo!()
+    /// The master's logs: what it printed so far, or with `follow`, also what it prints next,
+    /// until it exits.
+    pub async fn logs(&self, follow: bool) -> Result<LogStream> {
+        self.director.inner.cluster.logs(&self.task.master_service_name(), follow).await
     }
 
-    /// Removes everything the task created. Idempotent.
+    /// Removes everything the task created. Idempotent: a second call does nothing.
     pub async fn teardown(&self) -> Result<()> {
-        todo!()
+        {
+            let mut done = self.done.lock().expect("lock");
+            if *done {
+                return Ok(());
+            }
+            *done = true;
+        }
+        let result = teardown_task(&self.director, self.name(), &self.created).await;
+        self.permit.lock().expect("lock").take();
+        result
+    }
+
+    /// Leaves the task on the engine (no teardown on drop); `atq down NAME` or `prune` removes
+    /// it later. Frees its slot in the director's queue.
+    pub fn keep(self) {
+        *self.done.lock().expect("lock") = true;
+        self.permit.lock().expect("lock").take();
+    }
+}
+
+/// Removes the task's objects: what the deploy recorded, plus anything else carrying its label.
+async fn teardown_task(director: &Director, name: &str, created: &[(ResourceKind, String)]) -> Result<()> {
+    let cluster = &*director.inner.cluster;
+    let selector = LabelSelector::new().eq(labels::MANAGED, "true").eq(labels::TASK, name);
+    let mut resources = Vec::new();
+    for kind in [ResourceKind::Service, ResourceKind::Config, ResourceKind::Network] {
+        resources.extend(cluster.list_resources(kind, &selector).await?);
+    }
+    // Objects recorded by id but (for whatever reason) not found by label are removed too.
+    for (kind, id) in created {
+        if !resources.iter().any(|r| &r.id == id) {
+            resources.push(crate::cluster::Resource {
+                kind: *kind,
+                id: id.clone(),
+                name: id.clone(),
+                labels: Default::default(),
+                created_unix: None,
+            });
+        }
+    }
+    remove_resources(cluster, resources).await?;
+    director.emit(Event::TornDown { task: name.to_owned() });
+    Ok(())
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        let done = self.done.get_mut().map(|d| *d).unwrap_or(true);
+        if done {
+            return;
+        }
+        let director = self.director.clone();
+        let name = self.name().to_owned();
+        let created = std::mem::take(&mut self.created);
+        let permit = self.permit.get_mut().ok().and_then(Option::take);
+        director.inner.background.clone().spawn(async move {
+            if let Err(e) = teardown_task(&director, &name, &created).await {
+                tracing::warn!(task = %name, error = %e, "teardown on drop failed; `atq prune` will remove what is left");
+            }
+            drop(permit);
+        });
     }
 }

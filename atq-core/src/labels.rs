@@ -13,12 +13,20 @@ pub const ROLE: &str = "io.atq.role";
 pub const OWNER: &str = "io.atq.owner";
 /// When `prune` may remove the object. Value: unix seconds.
 pub const EXPIRES: &str = "io.atq.expires";
+/// The deploy attempt that created an object. Value: unique per `deploy` call. Lets a failed
+/// deploy remove exactly what it created, even an object whose creation it never heard back
+/// about, without touching what a racing deploy of the same name created.
+pub const DEPLOY: &str = "io.atq.deploy";
 /// The data bundle a config belongs to. Value: the bundle id.
 pub const BUNDLE: &str = "io.atq.bundle";
 /// On a service: the data bundles it mounts, comma-separated. Keeps bundles from removal while in use.
 pub const USES_BUNDLES: &str = "io.atq.uses-bundles";
 /// On a data config: the file's path inside the bundle.
 pub const BUNDLE_PATH: &str = "io.atq.bundle-path";
+/// On a data config: the number of files in its bundle (so a partial push can be detected).
+pub const BUNDLE_FILES: &str = "io.atq.bundle-files";
+/// On a data config: the total bytes of its bundle.
+pub const BUNDLE_BYTES: &str = "io.atq.bundle-bytes";
 /// On a worker or master service: the number of replicas the task asked for.
 pub const REPLICAS: &str = "io.atq.replicas";
 

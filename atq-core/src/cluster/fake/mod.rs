@@ -1,0 +1,964 @@
+//! [`FakeCluster`]: an in-memory engine for tests.
+//!
+//! It is a real [`Cluster`] with rules, not a mock: names are unique, services need their
+//! networks and configs, a network in use cannot be removed, replicas get addresses from
+//! their network's subnet and go from pending to running after a start latency. What a
+//! container would do (start, run, exit, print) is scripted with a [`Script`] chosen by a
+//! [`Matcher`]. Faults are injected per call ([`FakeCluster::fail_call`]) or at run time
+//! ([`FakeCluster::kill_replica`]).
+//!
+//! Time is [`tokio::time::Instant`], and every state is computed from timestamps when it is
+//! asked for, so tests under `tokio::time::pause()` are deterministic and never wait.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{
+    Cluster, ConfigSpec, EngineInfo, LabelSelector, LogLine, LogStream, NetworkSpec, Replica, ReplicaState, Resource,
+    ResourceKind, ServiceSpec,
+};
+use crate::error::{Error, Result};
+use crate::labels::Role;
+
+mod calls;
+mod net;
+mod script;
+#[cfg(test)]
+mod tests;
+
+pub use calls::{Call, CallKind};
+pub use net::Subnet;
+pub use script::{Matcher, Run, Script, Start};
+
+use calls::{Calls, FaultPoint};
+use net::HostPool;
+use script::{Behaviour, Rules};
+
+/// The node every fake replica runs on.
+const NODE_ID: &str = "fake-node-1";
+/// The largest config the fake engine accepts, as older swarm engines do.
+const MAX_CONFIG_BYTES: usize = 500 * 1024;
+/// Longest service or network name the engine accepts.
+const MAX_NAME: usize = 63;
+/// Longest config name the engine accepts.
+const MAX_CONFIG_NAME: usize = 64;
+
+/// An in-memory [`Cluster`]: deterministic, scriptable, with fault injection.
+///
+/// Clones share one engine, so a test keeps a clone to script and inspect the engine while
+/// the code under test drives another (for instance inside a [`Director`](crate::Director)).
+///
+/// # Defaults
+/// - Replicas start at once (see [`with_latency`](Self::with_latency)) and run until removed,
+///   except services labelled `io.atq.role=master` or `io.atq.role=probe`, whose replicas exit
+///   0 right after starting, without logs — so a task deployed on a fresh fake runs to completion.
+/// - A health check, if the service has one, passes as soon as the replica runs (script
+///   [`Start::Never`] for one that never passes).
+/// - Network `k` (lowest free first) gets the subnet `10.k.0.0/16`; replicas get its addresses
+///   from `10.k.0.2` on, one per network they join; addresses are reused after removal.
+/// - One node (`fake-node-1`), a swarm manager; configs up to 500 KiB; names follow the
+///   engine's rules (letters, digits, `-`, `_`; `.` too for configs; at most 63/64 characters).
+///
+/// # Scripts and faults
+/// [`script`](Self::script) (and its shorthands [`master_exits`](Self::master_exits),
+/// [`probe_output`](Self::probe_output), [`never_starts`](Self::never_starts)) decides how the
+/// replicas of services created afterwards start, run and print; [`missing_image`](Self::missing_image)
+/// makes the engine reject an image. [`fail_call`](Self::fail_call),
+/// [`fail_call_after`](Self::fail_call_after) and [`fail_any_call`](Self::fail_any_call) make
+/// a later call fail; [`kill_replica`](Self::kill_replica) kills a running replica;
+/// [`calls`](Self::calls) and [`call_log`](Self::call_log) tell what the engine was asked.
+///
+/// ```
+/// use std::time::Duration;
+/// use atq_core::cluster::fake::CallKind;
+/// use atq_core::cluster::{Cluster, NetworkSpec, ReplicaState, ServiceSpec};
+/// use atq_core::FakeCluster;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), atq_core::Error> {
+/// tokio::time::pause();
+/// let fake = FakeCluster::new().with_latency(Duration::from_secs(2));
+/// fake.create_network(&NetworkSpec { name: "net".into(), ..Default::default() }).await?;
+/// let workers = ServiceSpec {
+///     name: "workers".into(),
+///     image: "lab/jmeter:2.13".into(),
+///     replicas: 3,
+///     networks: vec!["net".into()],
+///     ..Default::default()
+/// };
+/// fake.create_service(&workers).await?;
+///
+/// let replicas = fake.replicas("workers", "net").await?;
+/// assert!(replicas.iter().all(|r| r.state == ReplicaState::Pending));
+/// tokio::time::advance(Duration::from_secs(2)).await;
+/// let replicas = fake.replicas("workers", "net").await?;
+/// assert!(replicas.iter().all(|r| r.state == ReplicaState::Running));
+/// let subnet = fake.network_subnet("net").unwrap();
+/// assert!(replicas.iter().all(|r| subnet.contains(r.address.unwrap())));
+///
+/// // The next remove_service call fails.
+/// fake.fail_call(CallKind::RemoveService, 1);
+/// assert!(fake.remove_service("workers").await.is_err());
+/// fake.remove_service("workers").await?;
+/// fake.remove_network("net").await?;
+/// assert!(fake.is_empty());
+/// assert_eq!(fake.calls(CallKind::RemoveService), 2);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct FakeCluster {
+    /// The engine's state, shared by clones.
+    shared: Arc<Shared>,
+}
+
+/// What clones of one [`FakeCluster`] share.
+struct Shared {
+    /// Everything the engine holds. Never locked across an await.
+    state: Mutex<State>,
+    /// Bumped when something happens that time alone does not explain (a replica killed, a
+    /// service removed), to wake log followers.
+    changed: watch::Sender<u64>,
+}
+
+/// The engine's objects and the test's settings.
+#[derive(Debug)]
+struct State {
+    /// Default start latency of new replicas.
+    latency: Duration,
+    /// How long every trait call takes before it has any effect.
+    call_delay: Duration,
+    /// Scripts, by matcher.
+    rules: Rules,
+    /// Images that do not exist: their replicas are rejected.
+    missing_images: BTreeSet<String>,
+    /// Call counters, log and armed faults.
+    calls: Calls,
+    /// The last id handed out.
+    last_id: u64,
+    /// When the fake was created, on tokio's clock and on the wall clock (for `created_unix`).
+    origin: (Instant, i64),
+    /// Networks by name.
+    networks: BTreeMap<String, Network>,
+    /// Services by name.
+    services: BTreeMap<String, Service>,
+    /// Configs by name.
+    configs: BTreeMap<String, Config>,
+    /// Object ids, to their kind and name.
+    ids: HashMap<String, (ResourceKind, String)>,
+    /// Which /16 of 10.0.0.0/8 are taken.
+    subnets_used: BTreeSet<u8>,
+}
+
+/// A network on the fake engine.
+#[derive(Debug)]
+struct Network {
+    id: String,
+    spec: NetworkSpec,
+    subnet: Subnet,
+    pool: HostPool,
+    /// Services attached to it.
+    users: BTreeSet<String>,
+    created_unix: i64,
+}
+
+/// A config on the fake engine.
+#[derive(Debug)]
+struct Config {
+    id: String,
+    spec: ConfigSpec,
+    /// Services that mount it.
+    users: BTreeSet<String>,
+    created_unix: i64,
+}
+
+/// A service on the fake engine.
+#[derive(Debug)]
+struct Service {
+    id: String,
+    spec: ServiceSpec,
+    created: Instant,
+    created_unix: i64,
+    /// Behaviour of every replica, except the slots in `overrides`.
+    behaviour: Behaviour,
+    /// Slots scripted on their own.
+    overrides: BTreeMap<u32, Behaviour>,
+    /// Per network (by name): its subnet and the host number of each replica, by slot - 1.
+    addresses: Vec<(String, Subnet, Vec<u32>)>,
+    /// Configs (by name) it mounts.
+    configs: Vec<String>,
+    /// Replicas killed: slot -> (when, exit code).
+    killed: HashMap<u32, (Instant, i64)>,
+}
+
+/// What a replica is doing at some instant.
+struct View {
+    state: ReplicaState,
+    exit_code: Option<i64>,
+    error: Option<String>,
+    /// When its state changes next by itself, if it does.
+    next_change: Option<Instant>,
+}
+
+impl Service {
+    fn behaviour(&self, slot: u32) -> &Behaviour {
+        self.overrides.get(&slot).unwrap_or(&self.behaviour)
+    }
+
+    fn start_at(&self, slot: u32) -> Instant {
+        self.created + self.behaviour(slot).latency
+    }
+
+    /// The replica in `slot` at `now`, computed from the timestamps.
+    fn view(&self, slot: u32, now: Instant) -> View {
+        let b = self.behaviour(slot);
+        let start_at = self.created + b.latency;
+        let pending = |next_change| View { state: ReplicaState::Pending, exit_code: None, error: None, next_change };
+        match &b.start {
+            Start::Never => pending(None),
+            Start::Rejected(_) | Start::AfterLatency if now < start_at => pending(Some(start_at)),
+            Start::Rejected(message) => {
+                View { state: ReplicaState::Rejected, exit_code: None, error: Some(message.clone()), next_change: None }
+            }
+            Start::AfterLatency => {
+                let natural = match b.run {
+                    Run::UntilRemoved => None,
+                    Run::Exits { code, after } => Some((start_at + after, code)),
+                };
+                let end = match (self.killed.get(&slot).copied(), natural) {
+                    (Some(k), Some(n)) => Some(if k.0 <= n.0 { k } else { n }),
+                    (k, n) => k.or(n),
+                };
+                match end {
+                    Some((at, code)) if now >= at => View {
+                        state: if code == 0 { ReplicaState::Complete } else { ReplicaState::Failed },
+                        exit_code: Some(code),
+                        error: (code != 0).then(|| format!("task: non-zero exit ({code})")),
+                        next_change: None,
+                    },
+                    end => View {
+                        state: ReplicaState::Running,
+                        exit_code: None,
+                        error: None,
+                        next_change: end.map(|(at, _)| at),
+                    },
+                }
+            }
+        }
+    }
+
+    /// Slots that start by themselves, by start time then slot: the order their logs appear in.
+    fn log_order(&self) -> Vec<(Instant, u32)> {
+        let mut order: Vec<(Instant, u32)> = (1..=self.spec.replicas)
+            .filter(|slot| self.behaviour(*slot).start == Start::AfterLatency)
+            .map(|slot| (self.start_at(slot), slot))
+            .collect();
+        order.sort_unstable();
+        order
+    }
+}
+
+impl State {
+    fn new() -> Self {
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        State {
+            latency: Duration::ZERO,
+            call_delay: Duration::ZERO,
+            rules: Rules::default(),
+            missing_images: BTreeSet::new(),
+            calls: Calls::default(),
+            last_id: 0,
+            origin: (Instant::now(), i64::try_from(wall).unwrap_or(i64::MAX)),
+            networks: BTreeMap::new(),
+            services: BTreeMap::new(),
+            configs: BTreeMap::new(),
+            ids: HashMap::new(),
+            subnets_used: BTreeSet::new(),
+        }
+    }
+
+    fn new_id(&mut self, kind: ResourceKind, name: &str) -> String {
+        self.last_id += 1;
+        let prefix = match kind {
+            ResourceKind::Network => "net",
+            ResourceKind::Service => "svc",
+            ResourceKind::Config => "cfg",
+        };
+        let id = format!("fake{prefix}{:017}", self.last_id);
+        self.ids.insert(id.clone(), (kind, name.to_owned()));
+        id
+    }
+
+    /// Unix seconds now: the wall clock at creation plus tokio time since.
+    fn now_unix(&self) -> i64 {
+        let elapsed = Instant::now().saturating_duration_since(self.origin.0).as_secs();
+        self.origin.1.saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX))
+    }
+
+    /// The name of the object of `kind` called or identified by `key`.
+    fn resolve(&self, kind: ResourceKind, key: &str) -> Option<String> {
+        let by_name = match kind {
+            ResourceKind::Network => self.networks.contains_key(key),
+            ResourceKind::Service => self.services.contains_key(key),
+            ResourceKind::Config => self.configs.contains_key(key),
+        };
+        if by_name {
+            return Some(key.to_owned());
+        }
+        match self.ids.get(key) {
+            Some((k, name)) if *k == kind => Some(name.clone()),
+            _ => None,
+        }
+    }
+
+    fn create_network(&mut self, spec: &NetworkSpec) -> Result<String> {
+        check_name("create network", &spec.name, false, MAX_NAME)?;
+        if self.networks.contains_key(&spec.name) {
+            return Err(Error::Conflict { kind: "network", name: spec.name.clone() });
+        }
+        let index = (0..=u8::MAX).find(|i| !self.subnets_used.contains(i)).ok_or_else(|| {
+            Error::engine(
+                "create network",
+                &spec.name,
+                "could not find an available, non-overlapping IPv4 address pool",
+            )
+        })?;
+        self.subnets_used.insert(index);
+        let id = self.new_id(ResourceKind::Network, &spec.name);
+        let network = Network {
+            id: id.clone(),
+            spec: spec.clone(),
+            subnet: Subnet::nth(index),
+            pool: HostPool::default(),
+            users: BTreeSet::new(),
+            created_unix: self.now_unix(),
+        };
+        self.networks.insert(spec.name.clone(), network);
+        Ok(id)
+    }
+
+    fn remove_network(&mut self, key: &str) -> Result<()> {
+        let name = self.resolve(ResourceKind::Network, key).ok_or_else(|| not_found("network", key))?;
+        let network = &self.networks[&name];
+        if let Some(user) = network.users.first() {
+            return Err(Error::engine(
+                "remove network",
+                &name,
+                format!("network {name} is in use by service {user}: remove the service first"),
+            ));
+        }
+        let network = self.networks.remove(&name).expect("resolved above");
+        self.ids.remove(&network.id);
+        self.subnets_used.remove(&network.subnet.base.octets()[1]);
+        Ok(())
+    }
+
+    fn create_service(&mut self, spec: &ServiceSpec) -> Result<String> {
+        check_name("create service", &spec.name, false, MAX_NAME)?;
+        if self.services.contains_key(&spec.name) {
+            return Err(Error::Conflict { kind: "service", name: spec.name.clone() });
+        }
+        let mut networks = Vec::with_capacity(spec.networks.len());
+        for key in &spec.networks {
+            let name = self.resolve(ResourceKind::Network, key).ok_or_else(|| not_found("network", key))?;
+            if !networks.contains(&name) {
+                networks.push(name);
+            }
+        }
+        let mut configs = Vec::with_capacity(spec.configs.len());
+        for mount in &spec.configs {
+            let name = self
+                .resolve(ResourceKind::Config, &mount.config_name)
+                .or_else(|| self.resolve(ResourceKind::Config, &mount.config_id))
+                .ok_or_else(|| not_found("config", &mount.config_name))?;
+            configs.push(name);
+        }
+        let replicas = spec.replicas as usize;
+        for name in &networks {
+            let available = self.networks[name].pool.available();
+            if available < replicas {
+                return Err(Error::engine(
+                    "create service",
+                    &spec.name,
+                    format!("network {name} has {available} free addresses, {replicas} needed"),
+                ));
+            }
+        }
+
+        let (mut behaviour, mut overrides) = self.rules.resolve(spec, self.latency);
+        if self.missing_images.contains(&spec.image) {
+            let rejected = Start::Rejected(format!("No such image: {}", spec.image));
+            behaviour.start = rejected.clone();
+            for (_, b) in &mut overrides {
+                b.start = rejected.clone();
+            }
+        }
+        let addresses = networks
+            .iter()
+            .map(|name| {
+                let network = self.networks.get_mut(name).expect("resolved above");
+                network.users.insert(spec.name.clone());
+                let hosts = network.pool.take(replicas).expect("checked above");
+                (name.clone(), network.subnet, hosts)
+            })
+            .collect();
+        for name in &configs {
+            self.configs.get_mut(name).expect("resolved above").users.insert(spec.name.clone());
+        }
+        let id = self.new_id(ResourceKind::Service, &spec.name);
+        let service = Service {
+            id: id.clone(),
+            spec: spec.clone(),
+            created: Instant::now(),
+            created_unix: self.now_unix(),
+            behaviour,
+            overrides: overrides.into_iter().collect(),
+            addresses,
+            configs,
+            killed: HashMap::new(),
+        };
+        self.services.insert(spec.name.clone(), service);
+        Ok(id)
+    }
+
+    fn remove_service(&mut self, key: &str) -> Result<()> {
+        let name = self.resolve(ResourceKind::Service, key).ok_or_else(|| not_found("service", key))?;
+        let service = self.services.remove(&name).expect("resolved above");
+        self.ids.remove(&service.id);
+        for (network, _, hosts) in &service.addresses {
+            if let Some(network) = self.networks.get_mut(network) {
+                network.users.remove(&name);
+                network.pool.release(hosts);
+            }
+        }
+        for config in &service.configs {
+            if let Some(config) = self.configs.get_mut(config) {
+                config.users.remove(&name);
+            }
+        }
+        Ok(())
+    }
+
+    fn replicas(&self, key: &str, network: &str) -> Result<Vec<Replica>> {
+        let name = self.resolve(ResourceKind::Service, key).ok_or_else(|| not_found("service", key))?;
+        let service = &self.services[&name];
+        let network = self.resolve(ResourceKind::Network, network).unwrap_or_else(|| network.to_owned());
+        let addresses = service.addresses.iter().find(|(n, _, _)| *n == network);
+        let now = Instant::now();
+        let replicas = (1..=service.spec.replicas)
+            .map(|slot| {
+                let view = service.view(slot, now);
+                let address = addresses.map(|(_, subnet, hosts)| IpAddr::V4(subnet.host(hosts[slot as usize - 1])));
+                let scheduled = service.behaviour(slot).start != Start::Never;
+                Replica {
+                    id: format!("{}t{slot}", service.id),
+                    name: format!("{name}.{slot}"),
+                    slot,
+                    state: view.state,
+                    address,
+                    exit_code: view.exit_code,
+                    error: view.error,
+                    node_id: scheduled.then(|| NODE_ID.to_owned()),
+                }
+            })
+            .collect();
+        Ok(replicas)
+    }
+
+    fn create_config(&mut self, spec: &ConfigSpec) -> Result<String> {
+        check_name("create config", &spec.name, true, MAX_CONFIG_NAME)?;
+        if self.configs.contains_key(&spec.name) {
+            return Err(Error::Conflict { kind: "config", name: spec.name.clone() });
+        }
+        if spec.data.len() > MAX_CONFIG_BYTES {
+            return Err(Error::engine(
+                "create config",
+                &spec.name,
+                format!("config data is {} bytes, the engine accepts at most {MAX_CONFIG_BYTES}", spec.data.len()),
+            ));
+        }
+        let id = self.new_id(ResourceKind::Config, &spec.name);
+        let config =
+            Config { id: id.clone(), spec: spec.clone(), users: BTreeSet::new(), created_unix: self.now_unix() };
+        self.configs.insert(spec.name.clone(), config);
+        Ok(id)
+    }
+
+    fn remove_config(&mut self, key: &str) -> Result<()> {
+        let name = self.resolve(ResourceKind::Config, key).ok_or_else(|| not_found("config", key))?;
+        if let Some(user) = self.configs[&name].users.first() {
+            return Err(Error::engine(
+                "remove config",
+                &name,
+                format!("config {name} is in use by service {user}: remove the service first"),
+            ));
+        }
+        let config = self.configs.remove(&name).expect("resolved above");
+        self.ids.remove(&config.id);
+        Ok(())
+    }
+
+    fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> Vec<Resource> {
+        let resource = |id: &String, name: &String, labels: &BTreeMap<String, String>, created_unix: i64| Resource {
+            kind,
+            id: id.clone(),
+            name: name.clone(),
+            labels: labels.clone(),
+            created_unix: Some(created_unix),
+        };
+        match kind {
+            ResourceKind::Network => self
+                .networks
+                .iter()
+                .filter(|(_, n)| selector.matches(&n.spec.labels))
+                .map(|(name, n)| resource(&n.id, name, &n.spec.labels, n.created_unix))
+                .collect(),
+            ResourceKind::Service => self
+                .services
+                .iter()
+                .filter(|(_, s)| selector.matches(&s.spec.labels))
+                .map(|(name, s)| resource(&s.id, name, &s.spec.labels, s.created_unix))
+                .collect(),
+            ResourceKind::Config => self
+                .configs
+                .iter()
+                .filter(|(_, c)| selector.matches(&c.spec.labels))
+                .map(|(name, c)| resource(&c.id, name, &c.spec.labels, c.created_unix))
+                .collect(),
+        }
+    }
+}
+
+/// `Error::NotFound` for `kind` `name`.
+fn not_found(kind: &'static str, name: &str) -> Error {
+    Error::NotFound { kind, name: name.to_owned() }
+}
+
+/// The engine's name rule: letters and digits, with `-` and `_` (and `.` for configs) inside.
+fn check_name(operation: &'static str, name: &str, dots: bool, max: usize) -> Result<()> {
+    let inner_ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || (dots && c == '.');
+    let ok = !name.is_empty()
+        && name.len() <= max
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(inner_ok);
+    if ok {
+        Ok(())
+    } else {
+        let allowed = if dots { "letters, digits, '-', '_' and '.'" } else { "letters, digits, '-' and '_'" };
+        Err(Error::engine(
+            operation,
+            name,
+            format!("invalid name: use {allowed}, start and end with a letter or digit, at most {max} characters"),
+        ))
+    }
+}
+
+impl Default for FakeCluster {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for FakeCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state();
+        f.debug_struct("FakeCluster")
+            .field("networks", &state.networks.keys().collect::<Vec<_>>())
+            .field("services", &state.services.keys().collect::<Vec<_>>())
+            .field("configs", &state.configs.keys().collect::<Vec<_>>())
+            .field("latency", &state.latency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeCluster {
+    /// An empty fake engine: a swarm manager with one node, zero start latency, and the
+    /// default scripts (see the type's docs).
+    #[must_use]
+    pub fn new() -> Self {
+        let (changed, _) = watch::channel(0);
+        FakeCluster { shared: Arc::new(Shared { state: Mutex::new(State::new()), changed }) }
+    }
+
+    /// Sets how long new replicas stay pending before they run (zero by default).
+    #[must_use]
+    pub fn with_latency(self, latency: Duration) -> Self {
+        self.set_latency(latency);
+        self
+    }
+
+    /// Sets how long replicas of services created from now on stay pending before they run.
+    pub fn set_latency(&self, latency: Duration) -> &Self {
+        self.state().latency = latency;
+        self
+    }
+
+    /// Makes every [`Cluster`] call wait `delay` (on tokio's clock) before it takes effect
+    /// (zero by default). Gives each call an await point, so a test can drop or time out the
+    /// caller in the middle of a call; a call dropped while it waits has no effect.
+    #[must_use]
+    pub fn with_call_delay(self, delay: Duration) -> Self {
+        self.state().call_delay = delay;
+        self
+    }
+
+    /// Scripts the replicas of the services `matcher` selects, created from now on.
+    ///
+    /// Later rules take precedence, part by part: a rule that only says how replicas start
+    /// (like [`never_starts`](Self::never_starts)) keeps what an earlier rule said about how
+    /// they run and what they print.
+    pub fn script(&self, matcher: Matcher, script: Script) -> &Self {
+        self.state().rules.push(matcher, script);
+        self
+    }
+
+    /// The master (services labelled `io.atq.role=master`) exits with `code` right after
+    /// starting, having printed `logs` on stdout.
+    pub fn master_exits<I, S>(&self, code: i64, logs: I) -> &Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.script(Matcher::role(Role::Master), Script::exits(code).stdout(logs))
+    }
+
+    /// The probe (services labelled `io.atq.role=probe`) exits with `code` right after
+    /// starting, having printed `output` (split into lines) on stdout.
+    pub fn probe_output(&self, code: i64, output: &str) -> &Self {
+        self.script(Matcher::role(Role::Probe), Script::exits(code).stdout(output.lines()))
+    }
+
+    /// The image does not exist: every replica of a service created from now on with exactly
+    /// this image reference is rejected with `No such image: <image>`, whatever its script.
+    pub fn missing_image(&self, image: impl Into<String>) -> &Self {
+        self.state().missing_images.insert(image.into());
+        self
+    }
+
+    /// Replicas of the services (or slot) `matcher` selects stay pending for ever.
+    pub fn never_starts(&self, matcher: Matcher) -> &Self {
+        self.script(matcher, Script::never_starts())
+    }
+
+    /// The `nth` call of `kind` from now (1: the next one) fails with an
+    /// [`Error::Engine`] saying "injected fault", without any effect.
+    pub fn fail_call(&self, kind: CallKind, nth: u64) -> &Self {
+        self.state().calls.arm(Some(kind), nth, FaultPoint::Before);
+        self
+    }
+
+    /// The `nth` call of any kind from now (1: the next one) fails with an
+    /// [`Error::Engine`] saying "injected fault", without any effect. With
+    /// [`call_log`](Self::call_log) of a successful run, a test can fail each call in turn.
+    pub fn fail_any_call(&self, nth: u64) -> &Self {
+        self.state().calls.arm(None, nth, FaultPoint::Before);
+        self
+    }
+
+    /// The `nth` call of `kind` from now takes effect, then fails with an [`Error::Engine`]
+    /// saying "injected fault" — as when the engine's answer is lost. For testing cleanup of
+    /// objects the caller does not know it created.
+    pub fn fail_call_after(&self, kind: CallKind, nth: u64) -> &Self {
+        self.state().calls.arm(Some(kind), nth, FaultPoint::After);
+        self
+    }
+
+    /// Kills the running replica in `slot` (from 1) of `service`: it becomes
+    /// [`Failed`](ReplicaState::Failed) with `exit_code` (or [`Complete`](ReplicaState::Complete)
+    /// for 0), and its error says `task: non-zero exit (<code>)`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no such service or slot; [`Error::Engine`] when the
+    /// replica is not running.
+    pub fn kill_replica(&self, service: &str, slot: u32, exit_code: i64) -> Result<()> {
+        {
+            let mut state = self.state();
+            let name = state.resolve(ResourceKind::Service, service).ok_or_else(|| not_found("service", service))?;
+            let svc = state.services.get_mut(&name).expect("resolved above");
+            if slot == 0 || slot > svc.spec.replicas {
+                return Err(not_found("replica", &format!("{name}.{slot}")));
+            }
+            let now = Instant::now();
+            let current = svc.view(slot, now).state;
+            if current != ReplicaState::Running {
+                return Err(Error::engine("kill replica", format!("{name}.{slot}"), format!("it is {current}")));
+            }
+            svc.killed.insert(slot, (now, exit_code));
+        }
+        self.shared.changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// How many calls of `kind` the engine received (failed ones included).
+    #[must_use]
+    pub fn calls(&self, kind: CallKind) -> u64 {
+        self.state().calls.count(kind)
+    }
+
+    /// How many calls of every kind the engine received (failed ones included).
+    #[must_use]
+    pub fn total_calls(&self) -> u64 {
+        self.state().calls.total()
+    }
+
+    /// Every call the engine received since it was created (or the log was cleared), in order.
+    #[must_use]
+    pub fn call_log(&self) -> Vec<Call> {
+        self.state().calls.log()
+    }
+
+    /// Empties the call log (the counters keep counting).
+    pub fn clear_call_log(&self) {
+        self.state().calls.clear_log();
+    }
+
+    /// Whether the engine holds no network, service or config.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        let state = self.state();
+        state.networks.is_empty() && state.services.is_empty() && state.configs.is_empty()
+    }
+
+    /// Names of the services, sorted.
+    #[must_use]
+    pub fn services(&self) -> Vec<String> {
+        self.state().services.keys().cloned().collect()
+    }
+
+    /// The spec a service was created with.
+    #[must_use]
+    pub fn service_spec(&self, name: &str) -> Option<ServiceSpec> {
+        self.state().services.get(name).map(|s| s.spec.clone())
+    }
+
+    /// Names of the networks, sorted.
+    #[must_use]
+    pub fn networks(&self) -> Vec<String> {
+        self.state().networks.keys().cloned().collect()
+    }
+
+    /// The spec a network was created with.
+    #[must_use]
+    pub fn network_spec(&self, name: &str) -> Option<NetworkSpec> {
+        self.state().networks.get(name).map(|n| n.spec.clone())
+    }
+
+    /// The id [`create_network`](Cluster::create_network) returned for a network.
+    #[must_use]
+    pub fn network_id(&self, name: &str) -> Option<String> {
+        self.state().networks.get(name).map(|n| n.id.clone())
+    }
+
+    /// A network's subnet: the n-th /16 of 10.0.0.0/8, lowest free first.
+    #[must_use]
+    pub fn network_subnet(&self, name: &str) -> Option<Subnet> {
+        self.state().networks.get(name).map(|n| n.subnet)
+    }
+
+    /// Names of the configs, sorted.
+    #[must_use]
+    pub fn configs(&self) -> Vec<String> {
+        self.state().configs.keys().cloned().collect()
+    }
+
+    /// A config's content.
+    #[must_use]
+    pub fn config_data(&self, name: &str) -> Option<Vec<u8>> {
+        self.state().configs.get(name).map(|c| c.spec.data.clone())
+    }
+
+    /// The spec a config was created with.
+    #[must_use]
+    pub fn config_spec(&self, name: &str) -> Option<ConfigSpec> {
+        self.state().configs.get(name).map(|c| c.spec.clone())
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs one trait call: waits the call delay, then counts and logs it, injects a fault if
+    /// one is armed, and applies `effect`.
+    async fn call<T>(&self, kind: CallKind, target: &str, effect: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        let delay = self.state().call_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let result = {
+            let mut state = self.state();
+            match state.calls.record(kind, target) {
+                Some(fault) if fault.point == FaultPoint::Before => return Err(fault.into_error()),
+                Some(fault) => effect(&mut state).and(Err(fault.into_error())),
+                None => effect(&mut state),
+            }
+        };
+        if matches!(kind, CallKind::RemoveService) {
+            self.shared.changed.send_modify(|n| *n += 1);
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Cluster for FakeCluster {
+    async fn info(&self) -> Result<EngineInfo> {
+        self.call(CallKind::Info, "", |_| {
+            Ok(EngineInfo {
+                version: "24.0.0-fake".into(),
+                api_version: "1.43".into(),
+                swarm_state: "active".into(),
+                is_manager: true,
+                node_id: NODE_ID.into(),
+                nodes_ready: 1,
+                nodes_total: 1,
+                max_config_bytes: MAX_CONFIG_BYTES,
+            })
+        })
+        .await
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<String> {
+        self.call(CallKind::CreateNetwork, &spec.name, |s| s.create_network(spec)).await
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<()> {
+        self.call(CallKind::RemoveNetwork, name, |s| s.remove_network(name)).await
+    }
+
+    async fn create_service(&self, spec: &ServiceSpec) -> Result<String> {
+        self.call(CallKind::CreateService, &spec.name, |s| s.create_service(spec)).await
+    }
+
+    async fn remove_service(&self, name: &str) -> Result<()> {
+        self.call(CallKind::RemoveService, name, |s| s.remove_service(name)).await
+    }
+
+    async fn replicas(&self, service: &str, network: &str) -> Result<Vec<Replica>> {
+        self.call(CallKind::Replicas, service, |s| s.replicas(service, network)).await
+    }
+
+    async fn logs(&self, service: &str, follow: bool) -> Result<LogStream> {
+        let mut follower = self
+            .call(CallKind::Logs, service, |s| {
+                let name = s.resolve(ResourceKind::Service, service).ok_or_else(|| not_found("service", service))?;
+                let svc = &s.services[&name];
+                Ok(Follower::new(self.clone(), name, svc.id.clone(), svc.log_order()))
+            })
+            .await?;
+        if !follow {
+            follower.step();
+            return Ok(Box::pin(futures_util::stream::iter(follower.buffer.into_iter().map(Ok))));
+        }
+        let stream =
+            futures_util::stream::unfold(
+                follower,
+                |mut f| async move { f.next_line().await.map(|line| (Ok(line), f)) },
+            );
+        Ok(Box::pin(stream))
+    }
+
+    async fn create_config(&self, spec: &ConfigSpec) -> Result<String> {
+        self.call(CallKind::CreateConfig, &spec.name, |s| s.create_config(spec)).await
+    }
+
+    async fn remove_config(&self, name: &str) -> Result<()> {
+        self.call(CallKind::RemoveConfig, name, |s| s.remove_config(name)).await
+    }
+
+    async fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> Result<Vec<Resource>> {
+        self.call(CallKind::ListResources, kind.as_str(), |s| Ok(s.list_resources(kind, selector))).await
+    }
+}
+
+/// Reads a service's logs as its replicas start; with `follow`, until they are all done.
+struct Follower {
+    fake: FakeCluster,
+    /// The service's name.
+    name: String,
+    /// Its id, so that a new service of the same name is not mistaken for it.
+    id: String,
+    /// Slots that print, in the order their lines appear.
+    order: Vec<(Instant, u32)>,
+    /// How many of `order` have printed.
+    printed: usize,
+    /// Lines read but not yet yielded.
+    buffer: VecDeque<LogLine>,
+    /// When the replicas next change by themselves; None: only an event can change them.
+    wake_at: Option<Instant>,
+    /// Whether the service is gone or all its replicas are done.
+    done: bool,
+    /// Wakes the follower when a replica is killed or a service removed.
+    changed: watch::Receiver<u64>,
+}
+
+impl Follower {
+    fn new(fake: FakeCluster, name: String, id: String, order: Vec<(Instant, u32)>) -> Self {
+        let changed = fake.shared.changed.subscribe();
+        Follower { fake, name, id, order, printed: 0, buffer: VecDeque::new(), wake_at: None, done: false, changed }
+    }
+
+    /// Reads what is there now: new lines into the buffer, and whether anything is left to wait for.
+    fn step(&mut self) {
+        self.changed.borrow_and_update();
+        let fake = self.fake.clone();
+        let state = fake.state();
+        let service = state.services.get(&self.name).filter(|s| s.id == self.id);
+        let Some(service) = service else {
+            self.done = true;
+            return;
+        };
+        let now = Instant::now();
+        while let Some(&(at, slot)) = self.order.get(self.printed) {
+            if at > now {
+                break;
+            }
+            self.buffer.extend(service.behaviour(slot).logs.iter().cloned());
+            self.printed += 1;
+        }
+        let mut all_done = true;
+        let mut wake_at = self.order.get(self.printed).map(|(at, _)| *at);
+        for slot in 1..=service.spec.replicas {
+            let view = service.view(slot, now);
+            all_done &= view.state.is_terminal();
+            if let Some(next) = view.next_change {
+                wake_at = Some(wake_at.map_or(next, |w| w.min(next)));
+            }
+        }
+        self.done = all_done;
+        self.wake_at = wake_at;
+    }
+
+    /// The next line, waiting for one if needed; None once the logs are over.
+    async fn next_line(&mut self) -> Option<LogLine> {
+        loop {
+            if let Some(line) = self.buffer.pop_front() {
+                return Some(line);
+            }
+            if self.done {
+                return None;
+            }
+            self.step();
+            if !self.buffer.is_empty() || self.done {
+                continue;
+            }
+            match self.wake_at {
+                Some(at) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(at) => {}
+                        _ = self.changed.changed() => {}
+                    }
+                }
+                None => {
+                    let _ = self.changed.changed().await;
+                }
+            }
+        }
+    }
+}

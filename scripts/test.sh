@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs every test of atq: lints, unit tests on FakeCluster, integration tests on the real
+# engine, CLI tests, and the Python bindings' pytest suite in a fresh virtual environment.
+# The single source of truth for CI (.ci/run calls it). Prepares the engine first
+# (scripts/prepare-engine.sh) and fails if any test run found no tests or left anything behind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+log_dir=$(mktemp -d)
+trap 'rm -rf "$log_dir"' EXIT
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "prepare the engine (swarm manager, test images)"
+scripts/prepare-engine.sh
+
+step "format and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Runs `cargo test` for one package and fails when it ran no test at all.
+cargo_tests() {
+  local package=$1; shift
+  step "cargo test -p $package $*"
+  cargo test --locked -p "$package" "$@" 2>&1 | tee "$log_dir/$package.log"
+  local passed
+  passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$log_dir/$package.log" | awk '{s+=$4} END {print s+0}')
+  if [ "$passed" -eq 0 ]; then
+    echo "error: cargo test -p $package ran no tests" >&2
+    exit 1
+  fi
+  echo "$package: $passed tests passed"
+}
+
+cargo_tests atq-core
+cargo_tests atq-cli
+cargo_tests atq-tests -- --test-threads=4
+cargo_tests atq-examples
+cargo_tests atq-benches
+
+step "python bindings: pip install ./atq-py in a fresh venv, then pytest"
+venv=$(mktemp -d)/venv
+python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --upgrade pip
+"$venv/bin/pip" install --quiet "maturin>=1.9,<2" pytest
+# Build with the dev profile so the wheel reuses what cargo test compiled.
+MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/pip" install --quiet ./atq-py
+(cd atq-py && "$venv/bin/python" -m pytest -v tests)
+rm -rf "$(dirname "$venv")"
+
+step "nothing left behind"
+count_left() {
+  { docker service ls -q --filter label=io.atq.managed;
+    docker network ls -q --filter label=io.atq.managed;
+    docker config ls -q --filter label=io.atq.managed; } | wc -l
+}
+# The engine removes overlay networks asynchronously: give a removed one a moment to go.
+for _ in $(seq 30); do
+  left=$(count_left)
+  [ "$left" -eq 0 ] && break
+  sleep 1
+done
+if [ "$left" -ne 0 ]; then
+  echo "error: the tests left $left atq objects on the engine:" >&2
+  docker service ls --filter label=io.atq.managed >&2
+  docker network ls --filter label=io.atq.managed >&2
+  docker config ls --filter label=io.atq.managed >&2
+  exit 1
+fi
+echo "all tests passed"
