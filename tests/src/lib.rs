@@ -70,24 +70,31 @@ pub fn unique(what: &str) -> String {
 pub struct Scope {
     /// The cluster the objects live on.
     pub cluster: DockerCluster,
-    /// The value of [`TEST_LABEL`] on this scope's objects.
+    /// The value of the scope's label ([`TEST_LABEL`], or `io.atq.task`) on its objects.
     pub id: String,
+    /// The label key that marks this scope's objects.
+    pub key: &'static str,
 }
 
 impl Scope {
     /// A new scope named after the test.
     pub async fn new(test: &str) -> Scope {
-        Scope { cluster: cluster().await, id: unique(test) }
+        Scope { cluster: cluster().await, id: unique(test), key: TEST_LABEL }
+    }
+
+    /// The scope of an atq task: every object whose `io.atq.task` label is `task`.
+    pub async fn for_task(task: &str) -> Scope {
+        Scope { cluster: cluster().await, id: task.to_string(), key: atq_core::labels::TASK }
     }
 
     /// The labels every object of this scope carries.
     pub fn labels(&self) -> BTreeMap<String, String> {
-        [(TEST_LABEL.to_string(), self.id.clone())].into()
+        [(self.key.to_string(), self.id.clone())].into()
     }
 
     /// Selects this scope's objects.
     pub fn selector(&self) -> LabelSelector {
-        LabelSelector::new().eq(TEST_LABEL, self.id.clone())
+        LabelSelector::new().eq(self.key, self.id.clone())
     }
 
     /// Removes every service, then every network and config, of this scope.
@@ -103,7 +110,7 @@ impl Scope {
 
     /// Containers still carrying this scope's label (`docker ps -a`).
     pub fn leftover_containers(&self) -> Vec<String> {
-        docker(&["ps", "-a", "--filter", &format!("label={TEST_LABEL}={}", self.id), "--format", "{{.Names}}"])
+        docker(&["ps", "-a", "--filter", &format!("label={}={}", self.key, self.id), "--format", "{{.Names}}"])
             .lines()
             .map(str::to_string)
             .collect()
