@@ -1,1 +1,242 @@
-//! atq tests crate.
+//! Helpers for atq's integration tests against a real Docker engine in swarm mode.
+//!
+//! The engine must be reachable (`DOCKER_HOST` or the local socket) and a swarm manager;
+//! `.ci/prepare-engine.sh` makes it so. The test images are built on first use by
+//! `tests/images/build.sh` (idempotent). When the engine is unreachable, tests **fail** with
+//! the reason: they never pass silently.
+//!
+//! Every test names its objects with [`unique`] and labels them with its [`Scope`]'s label;
+//! the scope removes everything carrying that label when it is dropped, so a failing test
+//! cleans up too, and tests can run in parallel.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use atq_core::cluster::{Cluster, LabelSelector, LogLine, Replica, ResourceKind};
+use atq_core::DockerCluster;
+use futures_util::StreamExt;
+
+/// The busybox test image (`tests/images/build.sh`).
+pub const BUSYBOX: &str = "atq-test/busybox:latest";
+
+/// Label every test object carries; its value is the test's scope id.
+pub const TEST_LABEL: &str = "io.atq.test";
+
+/// A shell command that runs until stopped and exits promptly on SIGTERM (PID 1 ignores
+/// SIGTERM unless it traps it, and the engine would wait its 10 s grace period).
+pub const RUN_UNTIL_STOPPED: &str = "trap 'exit 0' TERM; while :; do sleep 0.2; done";
+
+/// Connects to the engine, failing the test with the reason and the fix when it cannot.
+pub async fn cluster() -> DockerCluster {
+    ensure_images();
+    match DockerCluster::connect().await {
+        Ok(cluster) => cluster,
+        Err(e) => panic!(
+            "the integration tests need a Docker engine in swarm mode: {e}\n\
+             Run `.ci/prepare-engine.sh` (it starts dockerd, inits the swarm and builds the test images)."
+        ),
+    }
+}
+
+/// Builds the test images once per test process.
+pub fn ensure_images() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/images/build.sh");
+        let out = Command::new("sh").arg(script).output().expect("run tests/images/build.sh");
+        assert!(
+            out.status.success(),
+            "tests/images/build.sh failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+/// A name no other test (or test run) uses: `atqt-<what>-<pid>-<n>`.
+pub fn unique(what: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    format!("atqt-{what}-{}-{n}-{:04x}", std::process::id(), nanos & 0xffff)
+}
+
+/// One test's objects: labels them, and removes all of them when dropped.
+pub struct Scope {
+    /// The cluster the objects live on.
+    pub cluster: DockerCluster,
+    /// The value of the scope's label ([`TEST_LABEL`], or `io.atq.task`) on its objects.
+    pub id: String,
+    /// The label key that marks this scope's objects.
+    pub key: &'static str,
+}
+
+impl Scope {
+    /// A new scope named after the test.
+    pub async fn new(test: &str) -> Scope {
+        Scope { cluster: cluster().await, id: unique(test), key: TEST_LABEL }
+    }
+
+    /// The scope of an atq task: every object whose `io.atq.task` label is `task`.
+    pub async fn for_task(task: &str) -> Scope {
+        Scope { cluster: cluster().await, id: task.to_string(), key: atq_core::labels::TASK }
+    }
+
+    /// The labels every object of this scope carries.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        [(self.key.to_string(), self.id.clone())].into()
+    }
+
+    /// Selects this scope's objects.
+    pub fn selector(&self) -> LabelSelector {
+        LabelSelector::new().eq(self.key, self.id.clone())
+    }
+
+    /// Removes every service, then every network and config, of this scope.
+    pub async fn cleanup(&self) -> Result<(), atq_core::Error> {
+        cleanup(&self.cluster, &self.selector()).await
+    }
+
+    /// Names of this scope's objects of `kind` that the engine still has.
+    pub async fn leftovers(&self, kind: ResourceKind) -> Vec<String> {
+        let found = self.cluster.list_resources(kind, &self.selector()).await.expect("list resources");
+        found.into_iter().map(|r| r.name).collect()
+    }
+
+    /// Containers still carrying this scope's label (`docker ps -a`).
+    pub fn leftover_containers(&self) -> Vec<String> {
+        docker(&["ps", "-a", "--filter", &format!("label={}={}", self.key, self.id), "--format", "{{.Names}}"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        let cluster = self.cluster.clone();
+        let selector = self.selector();
+        // Drop runs inside the test's runtime, which cannot be blocked on: clean up on a
+        // thread with a runtime of its own.
+        let done = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(cleanup(&cluster, &selector))
+        })
+        .join();
+        if let Ok(Err(e)) = done {
+            eprintln!("test cleanup failed: {e}");
+        }
+    }
+}
+
+/// Removes what `selector` matches: services first (they hold the networks and configs).
+async fn cleanup(cluster: &DockerCluster, selector: &LabelSelector) -> Result<(), atq_core::Error> {
+    let gone = |r: Result<(), atq_core::Error>| match r {
+        Err(e) if e.is_not_found() => Ok(()),
+        other => other,
+    };
+    for s in cluster.list_resources(ResourceKind::Service, selector).await? {
+        gone(cluster.remove_service(&s.id).await)?;
+    }
+    for n in cluster.list_resources(ResourceKind::Network, selector).await? {
+        gone(cluster.remove_network(&n.name).await)?;
+    }
+    for c in cluster.list_resources(ResourceKind::Config, selector).await? {
+        gone(cluster.remove_config(&c.id).await)?;
+    }
+    Ok(())
+}
+
+/// Polls the service's replicas every 100 ms until `done` holds for them, and returns them;
+/// panics with the last view after `timeout`.
+pub async fn wait_replicas(
+    cluster: &DockerCluster,
+    service: &str,
+    network: &str,
+    timeout: Duration,
+    done: impl Fn(&[Replica]) -> bool,
+) -> Vec<Replica> {
+    let start = Instant::now();
+    loop {
+        let replicas = cluster.replicas(service, network).await.expect("list replicas");
+        if done(&replicas) {
+            return replicas;
+        }
+        assert!(start.elapsed() < timeout, "after {timeout:?}, replicas of {service}: {replicas:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether there are `n` replicas, all running with an address.
+pub fn all_running(n: usize) -> impl Fn(&[Replica]) -> bool {
+    move |r: &[Replica]| {
+        r.len() == n && r.iter().all(|r| r.state == atq_core::cluster::ReplicaState::Running && r.address.is_some())
+    }
+}
+
+/// Whether there are `n` replicas and all are in a final state.
+pub fn all_terminal(n: usize) -> impl Fn(&[Replica]) -> bool {
+    move |r: &[Replica]| r.len() == n && r.iter().all(|r| r.state.is_terminal())
+}
+
+/// The whole log of a service, read until its end.
+pub async fn logs(cluster: &DockerCluster, service: &str) -> Vec<LogLine> {
+    let stream = cluster.logs(service, false).await.expect("read logs");
+    stream.map(|l| l.expect("log line")).collect().await
+}
+
+/// Reads logs until `done` holds for them (the engine's log broker can lag behind a task's
+/// exit by a moment); panics with what it got after `timeout`.
+pub async fn logs_until(
+    cluster: &DockerCluster,
+    service: &str,
+    timeout: Duration,
+    done: impl Fn(&[LogLine]) -> bool,
+) -> Vec<LogLine> {
+    let start = Instant::now();
+    loop {
+        let lines = logs(cluster, service).await;
+        if done(&lines) {
+            return lines;
+        }
+        assert!(start.elapsed() < timeout, "after {timeout:?}, logs of {service}: {lines:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs the docker CLI and returns its stdout; panics on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("run docker");
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The IPv4 subnet of a network, from `docker network inspect`: (base address, prefix length).
+pub fn subnet(network: &str) -> (IpAddr, u8) {
+    let cidr = docker(&["network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", network]);
+    let (base, len) = cidr.trim().split_once('/').expect("CIDR");
+    (base.parse().expect("address"), len.parse().expect("prefix"))
+}
+
+/// Whether `address` lies in `subnet`.
+pub fn in_subnet(address: IpAddr, (base, len): (IpAddr, u8)) -> bool {
+    match (address, base) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Measures how long `f` takes.
+pub async fn timed<T>(f: impl Future<Output = T>) -> (T, Duration) {
+    let start = Instant::now();
+    let out = f.await;
+    (out, start.elapsed())
+}

@@ -3,6 +3,9 @@
 //! The engine is asked for timestamps. Each message starts with one (RFC 3339, nanoseconds);
 //! it is stripped from the text and, for a finished read, used to put the lines of all
 //! replicas and both streams in order (stable, so lines of equal time keep the engine's order).
+//! Across stdout and stderr the order is only as exact as those timestamps: the engine reads
+//! the two pipes separately, so lines written to different streams within a millisecond or so
+//! can come out swapped. Within one stream the order is always kept.
 //! A TTY service has no stdout/stderr split: its output comes as one raw stream, reported as
 //! stdout, in chunks that are re-assembled into lines here.
 

@@ -23,6 +23,11 @@
 //!   their stop grace period (10 s by default). [`Cluster::remove_network`] therefore retries
 //!   while it is in use and then waits until the engine no longer knows the network, within
 //!   [`DockerCluster::with_removal_timeout`].
+//! - A removed service's tasks stay (desired state "remove") until their containers have
+//!   stopped — about 2 s for a container that exits on SIGTERM, the stop grace period (10 s)
+//!   for one that ignores it — then `GET /tasks/{id}` is a 404; the stopped container itself is
+//!   removed a moment *after* that. [`Cluster::remove_service`] waits for both (the second only
+//!   on the node it talks to), so that removal leaves no container behind.
 //! - Configs of up to 1,023,999 bytes are accepted ("config data must be larger than 0 and less
 //!   than 1024000 bytes"): swarmkit's `MaxConfigSize` is 1000 KiB for configs (secrets: 500 KiB).
 
@@ -37,7 +42,7 @@ use base64::Engine as _;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ConfigSpec as BollardConfigSpec, LocalNodeState, NetworkCreateRequest, NodeState};
 use bollard::query_parameters::{
-    ListConfigsOptions, ListNetworksOptions, ListNodesOptions, ListServicesOptions, LogsOptions,
+    ListConfigsOptions, ListContainersOptions, ListNetworksOptions, ListNodesOptions, ListServicesOptions, LogsOptions,
 };
 use bollard::Docker;
 
@@ -179,6 +184,74 @@ impl DockerCluster {
             .map_err(|e| self.error(e, "list tasks of", "service", service))
     }
 
+    /// Waits, within the removal bound from `start`, until the engine has deleted every task
+    /// in `tasks` (ids) of the removed `service`.
+    async fn wait_tasks_gone(&self, service: &str, mut tasks: Vec<String>, start: Instant) -> Result<()> {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let mut left = Vec::with_capacity(tasks.len());
+            for id in tasks {
+                let path = format!("/v{}/tasks/{id}", self.api_version);
+                match self.raw.get_json::<serde_json::Value>(&path).await {
+                    Ok(_) => left.push(id),
+                    Err(e) => match self.error(e, "inspect task of", "task", &id) {
+                        Error::NotFound { .. } => {}
+                        other => return Err(other),
+                    },
+                }
+            }
+            if left.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() >= self.removal_timeout {
+                return Err(Error::engine(
+                    "remove service",
+                    service,
+                    format!(
+                        "removed, but {} of its containers still exist after {:?}; `atq prune` retries",
+                        left.len(),
+                        self.removal_timeout
+                    ),
+                ));
+            }
+            tasks = left;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Waits, within the removal bound from `start`, until this node has no container left of
+    /// the service with id `service_id`.
+    async fn wait_local_containers_gone(&self, service: &str, service_id: &str, start: Instant) -> Result<()> {
+        let filters: std::collections::HashMap<String, Vec<String>> =
+            [("label".to_string(), vec![format!("com.docker.swarm.service.id={service_id}")])].into();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let options = ListContainersOptions { all: true, filters: Some(filters.clone()), ..Default::default() };
+            let left = self
+                .docker
+                .list_containers(Some(options))
+                .await
+                .map_err(|e| self.error(e, "list containers of", "service", service))?;
+            if left.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() >= self.removal_timeout {
+                return Err(Error::engine(
+                    "remove service",
+                    service,
+                    format!(
+                        "removed, but {} stopped container(s) still exist after {:?}",
+                        left.len(),
+                        self.removal_timeout
+                    ),
+                ));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
     /// Whether the engine still knows the network (by name or id).
     async fn network_exists(&self, name: &str) -> Result<bool> {
         match self.docker.inspect_network(name, None).await {
@@ -313,8 +386,21 @@ impl Cluster for DockerCluster {
         Ok(created.id.unwrap_or_default())
     }
 
+    /// Removes the service, then waits (within the removal bound) until its containers are
+    /// gone: the manager deletes a removed service's tasks once their containers have stopped,
+    /// on whichever node; the node then removes the stopped container a moment later, which
+    /// is awaited for the node this engine runs (the only one whose containers it can list).
     async fn remove_service(&self, name: &str) -> Result<()> {
-        self.docker.delete_service(name).await.map_err(|e| self.error(e, "remove service", "service", name))
+        let start = Instant::now();
+        let tasks = self.raw_tasks(name).await?;
+        let service_id = tasks.first().map(|t| t.service_id.clone()).filter(|id| !id.is_empty());
+        let tasks: Vec<String> = tasks.into_iter().map(|t| t.id).collect();
+        self.docker.delete_service(name).await.map_err(|e| self.error(e, "remove service", "service", name))?;
+        self.wait_tasks_gone(name, tasks, start).await?;
+        match service_id {
+            Some(id) => self.wait_local_containers_gone(name, &id, start).await,
+            None => Ok(()),
+        }
     }
 
     async fn replicas(&self, service: &str, network: &str) -> Result<Vec<Replica>> {

@@ -55,14 +55,20 @@ pub(super) enum RawClient {
 }
 
 impl RawClient {
-    /// A client for `host` (`unix://…` or `tcp://…`/`http://…`); `None` for other schemes.
+    /// A client for the engine at `host`.
+    ///
+    /// Connections are not pooled (as bollard does not pool either): a pooled connection is
+    /// driven by a task of the runtime that opened it, so a cluster shared across runtimes
+    /// (a `Drop` cleaning up on a runtime of its own, the Python bindings) would hang on it.
+    ///
+    /// `host` is `unix://…` or `tcp://…`/`http://…`; `None` for other schemes.
     pub(super) fn new(host: &str) -> Option<RawClient> {
         if let Some(socket) = host.strip_prefix("unix://") {
-            let client = Client::builder(TokioExecutor::new()).build(UnixConnector);
+            let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(UnixConnector);
             return Some(RawClient::Unix { client, socket: socket.to_string() });
         }
         let authority = host.strip_prefix("tcp://").or_else(|| host.strip_prefix("http://"))?;
-        let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(HttpConnector::new());
         Some(RawClient::Http { client, authority: authority.trim_end_matches('/').to_string() })
     }
 
@@ -134,6 +140,9 @@ pub(super) struct RawTask {
     /// Raft version: higher is newer.
     #[serde(default)]
     pub version: RawVersion,
+    /// The service it belongs to.
+    #[serde(rename = "ServiceID", default)]
+    pub service_id: String,
     /// Replica slot (replicated services).
     #[serde(default)]
     pub slot: Option<u32>,

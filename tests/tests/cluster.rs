@@ -1,0 +1,386 @@
+//! `DockerCluster` through the `Cluster` trait, on the real engine.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use atq_core::cluster::{
+    Cluster, ConfigMount, ConfigSpec, LabelSelector, LogSource, Mount, MountKind, NetworkSpec, ReplicaState,
+    ResourceKind, ServiceSpec,
+};
+use atq_core::service::HealthCheck;
+use atq_core::{DockerCluster, Error};
+use atq_tests::*;
+
+/// A network of the scope.
+async fn network(scope: &Scope, name: &str) -> String {
+    let spec = NetworkSpec { name: name.to_string(), labels: scope.labels(), attachable: true };
+    scope.cluster.create_network(&spec).await.expect("create network");
+    name.to_string()
+}
+
+/// A busybox service of the scope running `script` with `sh -c`.
+fn shell_service(scope: &Scope, name: &str, network: &str, replicas: u32, script: &str) -> ServiceSpec {
+    ServiceSpec {
+        name: name.to_string(),
+        image: BUSYBOX.to_string(),
+        replicas,
+        command: Some(vec!["sh".into(), "-c".into()]),
+        args: vec![script.to_string()],
+        networks: vec![network.to_string()],
+        labels: scope.labels(),
+        container_labels: scope.labels(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn connecting_to_an_unreachable_engine_fails_fast() {
+    for host in ["unix:///nonexistent/docker.sock", "tcp://127.0.0.1:1"] {
+        let (result, took) = timed(DockerCluster::connect_with(host)).await;
+        match result {
+            Err(Error::EngineUnreachable { host: h, .. }) => assert_eq!(h, host),
+            other => panic!("{host}: expected EngineUnreachable, got {other:?}"),
+        }
+        assert!(took < Duration::from_secs(1), "{host}: took {took:?}");
+    }
+}
+
+#[tokio::test]
+async fn info_reports_a_ready_manager() {
+    let cluster = cluster().await;
+    let info = cluster.info().await.unwrap();
+    assert!(info.is_manager, "{info:?}");
+    assert_eq!(info.swarm_state, "active");
+    assert!(info.nodes_ready >= 1 && info.nodes_ready <= info.nodes_total, "{info:?}");
+    assert!(!info.node_id.is_empty() && !info.version.is_empty());
+    assert!(info.api_version.starts_with("1."), "{info:?}");
+    assert!(info.max_config_bytes >= 500 * 1024, "{info:?}");
+}
+
+#[tokio::test]
+async fn a_network_name_is_a_lock_until_removed() {
+    let scope = Scope::new("net").await;
+    let name = unique("net");
+    let spec = NetworkSpec { name: name.clone(), labels: scope.labels(), attachable: true };
+    scope.cluster.create_network(&spec).await.unwrap();
+    match scope.cluster.create_network(&spec).await {
+        Err(Error::Conflict { kind: "network", name: n }) => assert_eq!(n, name),
+        other => panic!("second create: {other:?}"),
+    }
+    assert_eq!(scope.leftovers(ResourceKind::Network).await, std::slice::from_ref(&name));
+    scope.cluster.remove_network(&name).await.unwrap();
+    assert!(scope.leftovers(ResourceKind::Network).await.is_empty());
+    assert!(scope.cluster.remove_network(&name).await.unwrap_err().is_not_found());
+    // Released: the name can be taken again at once.
+    scope.cluster.create_network(&spec).await.unwrap();
+    scope.cluster.remove_network(&name).await.unwrap();
+}
+
+#[tokio::test]
+async fn racing_network_creates_have_exactly_one_winner() {
+    let scope = Scope::new("race").await;
+    let spec = NetworkSpec { name: unique("race"), labels: scope.labels(), attachable: true };
+    let results = futures_util::future::join_all((0..4).map(|_| scope.cluster.create_network(&spec))).await;
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    let conflicts = results.iter().filter(|r| matches!(r, Err(Error::Conflict { .. }))).count();
+    assert_eq!((won, conflicts), (1, 3), "{results:?}");
+}
+
+#[tokio::test]
+async fn a_second_service_of_the_same_name_is_a_conflict() {
+    let scope = Scope::new("svcdup").await;
+    let net = network(&scope, &unique("svcdup")).await;
+    let spec = shell_service(&scope, &unique("svcdup"), &net, 1, RUN_UNTIL_STOPPED);
+    scope.cluster.create_service(&spec).await.unwrap();
+    assert!(matches!(scope.cluster.create_service(&spec).await, Err(Error::Conflict { kind: "service", .. })));
+    scope.cluster.remove_service(&spec.name).await.unwrap();
+    assert!(scope.cluster.remove_service(&spec.name).await.unwrap_err().is_not_found());
+}
+
+#[tokio::test]
+async fn three_replicas_run_with_distinct_addresses_in_the_network_subnet() {
+    let scope = Scope::new("three").await;
+    let net = network(&scope, &unique("three")).await;
+    let spec = shell_service(&scope, &unique("three"), &net, 3, RUN_UNTIL_STOPPED);
+    scope.cluster.create_service(&spec).await.unwrap();
+    let replicas = wait_replicas(&scope.cluster, &spec.name, &net, Duration::from_secs(30), all_running(3)).await;
+    let addresses: BTreeSet<IpAddr> = replicas.iter().filter_map(|r| r.address).collect();
+    assert_eq!(addresses.len(), 3, "{replicas:#?}");
+    let subnet = subnet(&net);
+    assert!(addresses.iter().all(|a| in_subnet(*a, subnet)), "{addresses:?} not in {subnet:?}");
+    let slots: Vec<u32> = replicas.iter().map(|r| r.slot).collect();
+    assert_eq!(slots, [1, 2, 3]);
+    assert!(replicas.iter().all(|r| r.name == format!("{}.{}", spec.name, r.slot) && r.node_id.is_some()));
+    assert!(replicas.iter().all(|r| r.exit_code.is_none() && r.error.is_none()), "{replicas:#?}");
+}
+
+#[tokio::test]
+async fn a_missing_image_is_rejected_within_seconds_naming_the_image() {
+    let scope = Scope::new("noimg").await;
+    let net = network(&scope, &unique("noimg")).await;
+    let mut spec = shell_service(&scope, &unique("noimg"), &net, 2, "true");
+    spec.image = "atq-test/no-such-image:404".to_string();
+    let (replicas, took) = timed(async {
+        scope.cluster.create_service(&spec).await.unwrap();
+        wait_replicas(&scope.cluster, &spec.name, &net, Duration::from_secs(20), |r| {
+            r.iter().any(|r| r.state.is_terminal())
+        })
+        .await
+    })
+    .await;
+    let failed = replicas.iter().find(|r| r.state.is_terminal()).unwrap();
+    assert!(matches!(failed.state, ReplicaState::Rejected | ReplicaState::Failed), "{failed:?}");
+    let error = failed.error.as_deref().unwrap_or_default();
+    assert!(error.contains("atq-test/no-such-image:404"), "{error}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+}
+
+#[tokio::test]
+async fn exit_code_zero_and_both_output_streams_are_read_back() {
+    let scope = Scope::new("exit0").await;
+    let net = network(&scope, &unique("exit0")).await;
+    let script = "echo out-1; sleep 0.1; echo err-1 >&2; sleep 0.1; echo out-2; sleep 0.1; echo err-2 >&2";
+    let spec = shell_service(&scope, &unique("exit0"), &net, 1, script);
+    scope.cluster.create_service(&spec).await.unwrap();
+    let replicas = wait_replicas(&scope.cluster, &spec.name, &net, Duration::from_secs(30), all_terminal(1)).await;
+    assert_eq!((replicas[0].state, replicas[0].exit_code), (ReplicaState::Complete, Some(0)), "{replicas:#?}");
+    let lines = logs_until(&scope.cluster, &spec.name, Duration::from_secs(10), |l| l.len() >= 4).await;
+    let got: Vec<(LogSource, &str)> = lines.iter().map(|l| (l.source, l.text.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (LogSource::Stdout, "out-1"),
+            (LogSource::Stderr, "err-1"),
+            (LogSource::Stdout, "out-2"),
+            (LogSource::Stderr, "err-2")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_non_zero_exit_code_is_read_back_with_the_engine_error() {
+    let scope = Scope::new("exit3").await;
+    let net = network(&scope, &unique("exit3")).await;
+    let spec = shell_service(&scope, &unique("exit3"), &net, 1, "echo failing >&2; exit 3");
+    scope.cluster.create_service(&spec).await.unwrap();
+    let replicas = wait_replicas(&scope.cluster, &spec.name, &net, Duration::from_secs(30), all_terminal(1)).await;
+    let r = &replicas[0];
+    assert_eq!((r.state, r.exit_code), (ReplicaState::Failed, Some(3)), "{r:#?}");
+    assert!(r.error.as_deref().unwrap_or_default().contains("exit (3)"), "{r:#?}");
+    // Still the same view a while later: the exited task is not dropped as "not running".
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(scope.cluster.replicas(&spec.name, &net).await.unwrap(), replicas);
+    let lines = logs_until(&scope.cluster, &spec.name, Duration::from_secs(10), |l| !l.is_empty()).await;
+    assert_eq!((lines[0].source, lines[0].text.as_str()), (LogSource::Stderr, "failing"));
+}
+
+#[tokio::test]
+async fn following_logs_yields_lines_as_they_come() {
+    let scope = Scope::new("follow").await;
+    let net = network(&scope, &unique("follow")).await;
+    let script = format!("for i in 1 2 3; do echo line-$i; sleep 0.3; done; {RUN_UNTIL_STOPPED}");
+    let spec = shell_service(&scope, &unique("follow"), &net, 1, &script);
+    scope.cluster.create_service(&spec).await.unwrap();
+    wait_replicas(&scope.cluster, &spec.name, &net, Duration::from_secs(30), all_running(1)).await;
+    let mut stream = scope.cluster.logs(&spec.name, true).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        use futures_util::StreamExt;
+        let line = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("a line in time");
+        got.push(line.expect("stream open").unwrap().text);
+    }
+    assert_eq!(got, ["line-1", "line-2", "line-3"]);
+}
+
+#[tokio::test]
+async fn a_tty_service_logs_to_stdout() {
+    let scope = Scope::new("tty").await;
+    let net = network(&scope, &unique("tty")).await;
+    let mut spec = shell_service(&scope, &unique("tty"), &net, 1, "echo to-out; echo to-err >&2");
+    spec.tty = true;
+    scope.cluster.create_service(&spec).await.unwrap();
+    wait_replicas(&scope.cluster, &spec.name, &net, Duration::from_secs(30), all_terminal(1)).await;
+    let lines = logs_until(&scope.cluster, &spec.name, Duration::from_secs(10), |l| l.len() >= 2).await;
+    let got: Vec<(LogSource, &str)> = lines.iter().map(|l| (l.source, l.text.as_str())).collect();
+    assert_eq!(got, [(LogSource::Stdout, "to-out"), (LogSource::Stdout, "to-err")]);
+}
+
+#[tokio::test]
+async fn list_resources_filters_by_label_on_the_engine() {
+    let scope = Scope::new("labels").await;
+    let mut a = scope.labels();
+    a.insert("io.atq.role".into(), "a".into());
+    let mut b = scope.labels();
+    b.insert("io.atq.role".into(), "b".into());
+    let (ca, cb) = (unique("cfg-a"), unique("cfg-b"));
+    for (name, labels) in [(&ca, &a), (&cb, &b)] {
+        let spec = ConfigSpec { name: name.clone(), data: b"x".to_vec(), labels: labels.clone() };
+        scope.cluster.create_config(&spec).await.unwrap();
+    }
+    let net = unique("net-a");
+    scope
+        .cluster
+        .create_network(&NetworkSpec { name: net.clone(), labels: a.clone(), attachable: true })
+        .await
+        .unwrap();
+
+    let role_a = scope.selector().eq("io.atq.role", "a");
+    let configs = scope.cluster.list_resources(ResourceKind::Config, &role_a).await.unwrap();
+    assert_eq!(configs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), [ca.as_str()]);
+    assert_eq!(configs[0].labels, a);
+    assert!(configs[0].created_unix.is_some_and(|t| t > 1_600_000_000), "{configs:?}");
+    let networks = scope.cluster.list_resources(ResourceKind::Network, &role_a).await.unwrap();
+    assert_eq!(networks.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), [net.as_str()]);
+    let with_role = scope.selector().has("io.atq.role");
+    assert_eq!(scope.cluster.list_resources(ResourceKind::Config, &with_role).await.unwrap().len(), 2);
+    let nobody = LabelSelector::new().eq(TEST_LABEL, "nobody-has-this");
+    assert!(scope.cluster.list_resources(ResourceKind::Config, &nobody).await.unwrap().is_empty());
+    assert!(scope.cluster.list_resources(ResourceKind::Service, &scope.selector()).await.unwrap().is_empty());
+    assert!(matches!(
+        scope.cluster.create_config(&ConfigSpec { name: ca, data: b"y".to_vec(), labels: a }).await,
+        Err(Error::Conflict { kind: "config", .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_config_is_visible_as_a_file_in_the_container() {
+    let scope = Scope::new("config").await;
+    let net = network(&scope, &unique("config")).await;
+    let name = unique("cfg");
+    let spec = ConfigSpec { name: name.clone(), data: b"hello from a config\n".to_vec(), labels: scope.labels() };
+    let id = scope.cluster.create_config(&spec).await.unwrap();
+    let mut service =
+        shell_service(&scope, &unique("config"), &net, 1, "cat /atq/data/greeting; ls -ln /atq/data/greeting");
+    service.configs =
+        vec![ConfigMount { config_id: id, config_name: name.clone(), target: "/atq/data/greeting".into() }];
+    scope.cluster.create_service(&service).await.unwrap();
+    let replicas = wait_replicas(&scope.cluster, &service.name, &net, Duration::from_secs(30), all_terminal(1)).await;
+    assert_eq!(replicas[0].exit_code, Some(0), "{replicas:#?}");
+    let lines = logs_until(&scope.cluster, &service.name, Duration::from_secs(10), |l| l.len() >= 2).await;
+    assert_eq!(lines[0].text, "hello from a config");
+    assert!(lines[1].text.starts_with("-r--r--r--") && lines[1].text.contains(" 0 "), "{lines:?}");
+    // In use by a service: the engine refuses; after the service, removal works.
+    assert!(scope.cluster.remove_config(&name).await.is_err());
+    scope.cluster.remove_service(&service.name).await.unwrap();
+    scope.cluster.remove_config(&name).await.unwrap();
+    assert!(scope.cluster.remove_config(&name).await.unwrap_err().is_not_found());
+}
+
+#[tokio::test]
+async fn a_bind_mount_and_env_reach_the_container() {
+    let scope = Scope::new("mount").await;
+    let net = network(&scope, &unique("mount")).await;
+    let dir = std::env::temp_dir().join(unique("mount"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("f.txt"), "mounted\n").unwrap();
+    let mut spec = shell_service(&scope, &unique("mount"), &net, 1, "cat /data/f.txt; echo \"$GREETING\"");
+    spec.env = vec![("GREETING".into(), "hi there".into())];
+    spec.mounts = vec![Mount {
+        kind: MountKind::Bind,
+        source: dir.display().to_string(),
+        target: "/data".into(),
+        read_only: true,
+    }];
+    scope.cluster.create_service(&spec).await.unwrap();
+    wait_replicas(&scope.cluster, &spec.name, &net, Duration::from_secs(30), all_terminal(1)).await;
+    let lines = logs_until(&scope.cluster, &spec.name, Duration::from_secs(10), |l| l.len() >= 2).await;
+    let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, ["mounted", "hi there"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_replica_with_a_health_check_stays_pending_until_healthy() {
+    let scope = Scope::new("health").await;
+    let net = network(&scope, &unique("health")).await;
+    let script = format!("sleep 3; touch /tmp/ready; {RUN_UNTIL_STOPPED}");
+    let mut spec = shell_service(&scope, &unique("health"), &net, 1, &script);
+    spec.health_check = Some(HealthCheck::new("test -f /tmp/ready").interval(Duration::from_millis(500)).retries(30));
+    let (_, took) = timed(async {
+        scope.cluster.create_service(&spec).await.unwrap();
+        // The container runs but its check has not passed: the replica is still pending.
+        let label = format!("label={TEST_LABEL}={}", scope.id);
+        let start = std::time::Instant::now();
+        while docker(&["ps", "-q", "--filter", &label, "--filter", "health=starting"]).trim().is_empty() {
+            assert!(start.elapsed() < Duration::from_secs(20), "no container with a starting health check");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let replicas = scope.cluster.replicas(&spec.name, &net).await.unwrap();
+        assert_eq!(replicas[0].state, ReplicaState::Pending, "{replicas:#?}");
+        wait_replicas(&scope.cluster, &spec.name, &net, Duration::from_secs(30), all_running(1)).await;
+    })
+    .await;
+    assert!(took >= Duration::from_secs(3), "running after {took:?}, before the check could pass");
+}
+
+#[tokio::test]
+async fn dns_discovery_from_inside_a_container_agrees_with_the_engine() {
+    let scope = Scope::new("dns").await;
+    let net = network(&scope, &unique("dns")).await;
+    let workers = shell_service(&scope, &unique("dns-w"), &net, 3, RUN_UNTIL_STOPPED);
+    scope.cluster.create_service(&workers).await.unwrap();
+    let replicas = wait_replicas(&scope.cluster, &workers.name, &net, Duration::from_secs(30), all_running(3)).await;
+    let mut engine: Vec<IpAddr> = replicas.iter().filter_map(|r| r.address).collect();
+    engine.sort();
+
+    // The test binary is dynamically linked against the host's glibc (no musl target here):
+    // mount it and the host's loader and libraries into the busybox container.
+    let binary = env!("CARGO_BIN_EXE_atq-discover");
+    let bind = |source: &str, target: &str| Mount {
+        kind: MountKind::Bind,
+        source: source.to_string(),
+        target: target.to_string(),
+        read_only: true,
+    };
+    let mut discover = shell_service(&scope, &unique("dns-d"), &net, 1, "");
+    discover.command = Some(vec!["/atq-discover".into()]);
+    discover.args = vec![workers.name.clone(), "3".into(), "20".into()];
+    discover.mounts = vec![
+        bind(binary, "/atq-discover"),
+        bind("/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu"),
+        bind("/lib64", "/lib64"),
+    ];
+    scope.cluster.create_service(&discover).await.unwrap();
+    let done = wait_replicas(&scope.cluster, &discover.name, &net, Duration::from_secs(40), all_terminal(1)).await;
+    let lines = logs_until(&scope.cluster, &discover.name, Duration::from_secs(10), |l| !l.is_empty()).await;
+    assert_eq!(done[0].exit_code, Some(0), "{done:#?}\n{lines:#?}");
+    let dns: Vec<IpAddr> = lines.iter().map(|l| l.text.parse().expect("an address")).collect();
+    assert_eq!(dns, engine);
+}
+
+#[tokio::test]
+async fn removal_leaves_nothing_behind() {
+    let scope = Scope::new("removal").await;
+    let net = network(&scope, &unique("removal")).await;
+    let config = unique("cfg");
+    let id = scope
+        .cluster
+        .create_config(&ConfigSpec { name: config.clone(), data: b"d".to_vec(), labels: scope.labels() })
+        .await
+        .unwrap();
+    let mut spec = shell_service(&scope, &unique("removal"), &net, 2, RUN_UNTIL_STOPPED);
+    spec.configs = vec![ConfigMount { config_id: id, config_name: config.clone(), target: "/atq/data/d".into() }];
+    scope.cluster.create_service(&spec).await.unwrap();
+    wait_replicas(&scope.cluster, &spec.name, &net, Duration::from_secs(30), all_running(2)).await;
+    assert_eq!(scope.leftover_containers().len(), 2);
+
+    // Straight after the service: its containers are still stopping and hold the network.
+    let (removed, took) = timed(async {
+        scope.cluster.remove_service(&spec.name).await?;
+        scope.cluster.remove_network(&net).await?;
+        scope.cluster.remove_config(&config).await
+    })
+    .await;
+    removed.unwrap();
+    eprintln!("service + network + config removed in {took:?}");
+    for kind in [ResourceKind::Service, ResourceKind::Network, ResourceKind::Config] {
+        assert!(scope.leftovers(kind).await.is_empty(), "{kind:?} left");
+    }
+    assert!(scope.leftover_containers().is_empty(), "containers left: {:?}", scope.leftover_containers());
+    assert!(docker(&["network", "ls", "-q", "--filter", &format!("name=^{net}$")]).trim().is_empty());
+    // And the names are free again.
+    scope.cluster.create_network(&NetworkSpec { name: net, labels: scope.labels(), attachable: true }).await.unwrap();
+    scope.cleanup().await.unwrap();
+    assert!(scope.leftovers(ResourceKind::Network).await.is_empty());
+}
