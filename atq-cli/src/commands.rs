@@ -93,7 +93,7 @@ async fn ls(director: &Director, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-fn atq_core_now() -> i64 {
+pub(crate) fn atq_core_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -121,7 +121,7 @@ fn table(tasks: &[TaskInfo], now: i64) -> String {
         .join("\n")
 }
 
-fn age(secs: i64) -> String {
+pub(crate) fn age(secs: i64) -> String {
     match secs.max(0) {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m", s / 60),

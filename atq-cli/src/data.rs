@@ -5,6 +5,7 @@ use std::path::Path;
 use atq_core::data::{self, DataBundle, Limits};
 use atq_core::Director;
 
+use crate::commands::{age, atq_core_now};
 use crate::display::{err, out};
 use crate::error::CliError;
 
@@ -36,6 +37,7 @@ pub async fn ls(director: &Director, json: bool) -> Result<(), CliError> {
         out(&serde_json::to_string(&bundles).expect("bundle info serialises"));
         return Ok(());
     }
+    let now = atq_core_now();
     out(&format!("{:<16}  {:>7}  {:>10}  CREATED", "ID", "FILES", "BYTES"));
     for b in bundles {
         let files = match b.expected_files {
@@ -43,7 +45,7 @@ pub async fn ls(director: &Director, json: bool) -> Result<(), CliError> {
             _ => b.files.to_string(),
         };
         let bytes = b.bytes.map_or_else(|| "-".to_owned(), |n| n.to_string());
-        let created = b.created_unix.map_or_else(|| "-".to_owned(), |c| c.to_string());
+        let created = b.created_unix.map_or_else(|| "-".to_owned(), |c| format!("{} ago", age(now - c)));
         let note = if b.is_complete() { "" } else { "  (incomplete: push again, or `atq data rm`)" };
         out(&format!("{:<16}  {files:>7}  {bytes:>10}  {created}{note}", b.id));
     }
