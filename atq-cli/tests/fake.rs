@@ -221,3 +221,44 @@ fn sigterm_while_the_master_runs_tears_down_and_exits_130() {
     assert_eq!(child.wait().unwrap().code(), Some(130));
     assert!(events(&lines).ends_with(&["interrupted", "torn_down", "error"]), "{lines:?}");
 }
+
+fn data_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("plans/nested")).unwrap();
+    std::fs::write(dir.path().join("plans/nested/plan.jmx"), "<jmeterTestPlan/>").unwrap();
+    dir
+}
+
+#[test]
+fn data_push_prints_the_bundle_id_as_the_last_word() {
+    let dir = data_dir();
+    let out = atq().args(["data", "push"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let id = stdout.lines().last().unwrap().split_whitespace().last().unwrap();
+    let expected = atq_core::DataBundle::from_dir(dir.path()).unwrap();
+    assert_eq!(id, expected.id());
+}
+
+#[test]
+fn data_push_refuses_a_path_that_is_neither_a_zip_nor_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plan.txt");
+    std::fs::write(&file, "not a zip").unwrap();
+    let out = atq().args(["data", "push"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("plan.txt"), "names the file: {stderr}");
+}
+
+#[test]
+fn run_with_data_pushes_the_bundle_and_mounts_it() {
+    let (_task_dir, path) = task_file();
+    let dir = data_dir();
+    let out = atq().arg("run").arg(&path).arg("--data").arg(dir.path()).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let outcome = json_lines(&out.stdout).into_iter().last().unwrap();
+    assert_eq!(outcome["event"], "outcome");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("bundle of 1 file(s)"), "pushed before the deploy: {stderr}");
+}
