@@ -17,6 +17,7 @@ scripts/prepare-engine.sh
 step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p atq-core -p atq-cli
 
 # Runs `cargo test` for one package and fails when it ran no test at all.
 cargo_tests() {

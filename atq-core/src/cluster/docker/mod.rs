@@ -4,19 +4,19 @@
 //!   fails fast ([`Error::EngineUnreachable`] within [`CONNECT_TIMEOUT`]) when nothing
 //!   answers, negotiates the API version, and refuses an engine that is not a swarm manager
 //!   ([`Error::NotSwarmManager`], naming `docker swarm init`).
-//! - Engine errors become [`Error`]s in one place ([`engine_error`]): 404 is `NotFound`;
+//! - Engine errors become [`Error`]s in one place (`engine_error`): 404 is `NotFound`;
 //!   409 — or a 400/500 whose message says "already exists" / "name conflicts with an existing
 //!   object", as swarmkit's gRPC `AlreadyExists` can surface — is `Conflict`; a 500 "… not
 //!   found" (the daemon resolving a name it still has locally but the swarm no longer has) is
 //!   `NotFound`; anything else is `Engine` with the operation and the object.
-//! - Replica addresses come from the manager's `GET /tasks` JSON; see [`tasks`] for why and how.
+//! - Replica addresses come from the manager's `GET /tasks` JSON; see the `tasks` module for why and how.
 //!
 //! Engine facts this module relies on (measured on Docker 20.10.24, API 1.41):
 //! - Swarm network names are unique cluster-wide: a second create of the same name is a 409
 //!   ("network with name … already exists"), also while a removed one still lingers locally.
 //!   Service and config names too (409, "rpc error: code = AlreadyExists …").
 //! - A task that exits under restart policy "none" gets desired state "shutdown" (as do
-//!   superseded tasks): see [`tasks::current_replicas`] for how the current one is chosen.
+//!   superseded tasks): see `tasks::current_replicas` for how the current one is chosen.
 //! - Removing a network still referenced by a service is a 400 ("is in use by service"). Once
 //!   the service is removed, `DELETE /networks/{id}` succeeds at once, but the network lingers
 //!   on the node (and blocks its name) until the service's containers have stopped — up to
