@@ -47,6 +47,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 START=$(date +%s)
+OLD_ID=$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 if ! command -v debootstrap >/dev/null 2>&1; then
     log "installing debootstrap"
     apt-get install -y debootstrap >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y debootstrap >/dev/null; }
@@ -176,5 +177,9 @@ tar --numeric-owner -C "$ROOT" -c . | docker import \
     -m "atq example: Apache JMeter 2.13 from Debian $SUITE" \
     - "$IMAGE" > /dev/null
 
+# A --force rebuild leaves the previous image untagged: drop it unless in use.
+if [ -n "$OLD_ID" ] && [ "$OLD_ID" != "$(docker image inspect -f '{{.Id}}' "$IMAGE")" ]; then
+    docker rmi "$OLD_ID" >/dev/null 2>&1 || log "previous image ${OLD_ID#sha256:} is still in use; kept"
+fi
 END=$(date +%s)
 log "built $IMAGE in $((END - START))s, $(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1000/1000}')"
