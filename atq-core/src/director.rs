@@ -795,12 +795,7 @@ pub(crate) async fn collect_logs(mut stream: LogStream) -> Result<String> {
 /// Removes resources: services first (their containers go), then configs, then networks.
 /// Missing objects count as removed. Every removal is tried; the first error is returned.
 pub(crate) async fn remove_resources(cluster: &dyn Cluster, mut resources: Vec<Resource>) -> Result<()> {
-    let rank = |k: ResourceKind| match k {
-        ResourceKind::Service => 0,
-        ResourceKind::Config => 1,
-        ResourceKind::Network => 2,
-    };
-    resources.sort_by_key(|r| rank(r.kind));
+    resources.sort_by_key(|r| removal_rank(r.kind));
     let mut first_error = None;
     for r in resources {
         if let Err(e) = remove_one(cluster, r.kind, &r.id).await {
@@ -808,6 +803,15 @@ pub(crate) async fn remove_resources(cluster: &dyn Cluster, mut resources: Vec<R
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// The order of removal: services hold networks and configs, so they go first.
+fn removal_rank(kind: ResourceKind) -> u8 {
+    match kind {
+        ResourceKind::Service => 0,
+        ResourceKind::Config => 1,
+        ResourceKind::Network => 2,
+    }
 }
 
 async fn remove_one(cluster: &dyn Cluster, kind: ResourceKind, id: &str) -> Result<()> {
@@ -859,15 +863,34 @@ impl Created {
     }
 }
 
-/// Removes what a deploy recorded, newest first; then anything else carrying its deploy id
-/// (an object whose creation succeeded but whose answer was lost).
+/// Removes what a deploy recorded, and anything else carrying its deploy id (an object whose
+/// creation succeeded but whose answer was lost): services first, then configs, then networks,
+/// newest first within a kind. Then sweeps once more for objects whose creation landed late.
+///
+/// The unrecorded objects are found *before* anything is removed: a service the record misses
+/// still holds the task network, and the engine refuses to remove a network in use (a real
+/// engine is retried for its whole removal timeout before giving up).
 async fn remove_in_reverse(cluster: &dyn Cluster, task: &str, deploy_id: &str, items: Vec<(ResourceKind, String)>) {
-    for (kind, id) in items.into_iter().rev() {
+    let selector = LabelSelector::new().eq(labels::DEPLOY, deploy_id);
+    let mut all: Vec<(ResourceKind, String)> = items.into_iter().rev().collect();
+    for kind in [ResourceKind::Service, ResourceKind::Config, ResourceKind::Network] {
+        match cluster.list_resources(kind, &selector).await {
+            Ok(found) => {
+                for r in found {
+                    if !all.iter().any(|(_, id)| *id == r.id || *id == r.name) {
+                        all.push((kind, r.id));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(task, error = %e, "rollback could not list what the deploy created"),
+        }
+    }
+    all.sort_by_key(|(kind, _)| removal_rank(*kind));
+    for (kind, id) in all {
         if let Err(e) = remove_one(cluster, kind, &id).await {
             tracing::warn!(task, kind = kind.as_str(), id, error = %e, "rollback could not remove an object; `atq prune` will");
         }
     }
-    let selector = LabelSelector::new().eq(labels::DEPLOY, deploy_id);
     for kind in [ResourceKind::Service, ResourceKind::Config, ResourceKind::Network] {
         match cluster.list_resources(kind, &selector).await {
             Ok(left) => {

@@ -148,6 +148,33 @@ async fn failing_any_engine_call_of_a_deploy_rolls_everything_back() {
     }
 }
 
+/// An object whose creation's answer was lost is not in the deploy's record, but a service among
+/// them still holds the task network. The rollback finds such objects before removing anything,
+/// so every network and config goes on the first try: a real engine refuses to remove a network
+/// in use, and atq would retry it for its whole removal timeout.
+#[tokio::test]
+async fn a_rollback_removes_unrecorded_services_before_the_network_they_hold() {
+    let t = probed("lostfirst");
+    for (kind, nth) in calls_of_a_deploy(&t).await {
+        if !matches!(kind, CallKind::CreateService | CallKind::CreateConfig | CallKind::CreateNetwork) {
+            continue;
+        }
+        let fake = FakeCluster::new();
+        fake.probe_output(0, "ready");
+        fake.fail_call_after(kind, nth);
+        let director = Director::new(fake.clone());
+        director.deploy(&t).await.expect_err("the injected fault fails the deploy");
+        assert!(fake.is_empty(), "{kind:?} #{nth} left {:?}", fake.services());
+        let removals: Vec<_> = fake
+            .call_log()
+            .into_iter()
+            .filter(|c| matches!(c.kind, CallKind::RemoveNetwork | CallKind::RemoveConfig))
+            .collect();
+        let distinct: HashSet<_> = removals.iter().map(|c| (c.kind, c.target.clone())).collect();
+        assert_eq!(removals.len(), distinct.len(), "{kind:?} #{nth}: removed some object twice: {removals:?}");
+    }
+}
+
 /// A cluster that never answers its `stall_at`-th call, and says when it got there.
 struct Stall {
     inner: FakeCluster,

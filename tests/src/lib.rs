@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use atq_core::cluster::{Cluster, LabelSelector, LogLine, Replica, ResourceKind};
-use atq_core::DockerCluster;
+use atq_core::{Director, DockerCluster, Event};
 use futures_util::StreamExt;
 
 /// The busybox test image (`tests/images/build.sh`).
@@ -87,6 +87,13 @@ impl Scope {
         Scope { cluster: cluster().await, id: task.to_string(), key: atq_core::labels::TASK }
     }
 
+    /// The scope of a data bundle: its configs (labelled `io.atq.bundle=<id>`). Declare it
+    /// before the scopes of the tasks that mount it, so they are dropped (and their services
+    /// removed, releasing the configs) first.
+    pub async fn for_bundle(id: &str) -> Scope {
+        Scope { cluster: cluster().await, id: id.to_string(), key: atq_core::labels::BUNDLE }
+    }
+
     /// The labels every object of this scope carries.
     pub fn labels(&self) -> BTreeMap<String, String> {
         [(self.key.to_string(), self.id.clone())].into()
@@ -110,10 +117,17 @@ impl Scope {
 
     /// Containers still carrying this scope's label (`docker ps -a`).
     pub fn leftover_containers(&self) -> Vec<String> {
-        docker(&["ps", "-a", "--filter", &format!("label={}={}", self.key, self.id), "--format", "{{.Names}}"])
-            .lines()
-            .map(str::to_string)
-            .collect()
+        containers_labelled(self.key, &self.id)
+    }
+
+    /// Asserts that the engine holds no service, network, config or container of this scope.
+    pub async fn assert_nothing_left(&self) {
+        for kind in [ResourceKind::Service, ResourceKind::Network, ResourceKind::Config] {
+            let left = self.leftovers(kind).await;
+            assert!(left.is_empty(), "{kind:?} of {}={} left: {left:?}", self.key, self.id);
+        }
+        let left = self.leftover_containers();
+        assert!(left.is_empty(), "containers of {}={} left: {left:?}", self.key, self.id);
     }
 }
 
@@ -206,6 +220,78 @@ pub async fn logs_until(
         }
         assert!(start.elapsed() < timeout, "after {timeout:?}, logs of {service}: {lines:#?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every event a director emits, with the instant it was received.
+///
+/// Records from a background task, so the times are close to when the director emitted them
+/// (best with a multi-threaded test runtime).
+pub struct EventLog {
+    events: std::sync::Arc<std::sync::Mutex<Vec<(Instant, Event)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EventLog {
+    /// Starts recording `director`'s events.
+    pub fn record(director: &Director) -> EventLog {
+        let mut rx = director.subscribe();
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => sink.lock().expect("lock").push((Instant::now(), event)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        panic!("the event log lagged behind by {n} events")
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        EventLog { events, task }
+    }
+
+    /// The events of `task` received so far, in order, with their times.
+    pub fn of(&self, task: &str) -> Vec<(Instant, Event)> {
+        self.events.lock().expect("lock").iter().filter(|(_, e)| e.task() == task).cloned().collect()
+    }
+
+    /// When the first event of `task` matching `which` was received; panics listing the events
+    /// when there is none.
+    pub fn when(&self, task: &str, which: impl Fn(&Event) -> bool) -> Instant {
+        let events = self.of(task);
+        match events.iter().find(|(_, e)| which(e)) {
+            Some((at, _)) => *at,
+            None => panic!("no such event for {task}; got: {:#?}", events.iter().map(|(_, e)| e).collect::<Vec<_>>()),
+        }
+    }
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The containers (any state, `docker ps -a`) carrying the label `key=value`.
+pub fn containers_labelled(key: &str, value: &str) -> Vec<String> {
+    docker(&["ps", "-a", "--filter", &format!("label={key}={value}"), "--format", "{{.Names}}"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, and returns that; panics with `what`
+/// after `timeout`.
+pub async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, timeout: Duration, check: impl Fn() -> F) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(start.elapsed() < timeout, "after {timeout:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use atq_core::cluster::{ReplicaState, ResourceKind};
-use atq_core::{Director, Error, Service, Task};
+use atq_core::cluster::ReplicaState;
+use atq_core::{Director, Error, Event, Service, Task, TaskState, WaitCommand};
 use atq_tests::*;
 
 /// A worker: listens on TCP 7000 until stopped (and exits at once on SIGTERM). Debian's
@@ -24,10 +24,7 @@ fn master(script: &str) -> Service {
 
 /// Asserts that nothing carrying the task's label is left on the engine.
 async fn assert_nothing_left(scope: &Scope) {
-    for kind in [ResourceKind::Service, ResourceKind::Network, ResourceKind::Config] {
-        assert!(scope.leftovers(kind).await.is_empty(), "{kind:?} left: {:?}", scope.leftovers(kind).await);
-    }
-    assert!(scope.leftover_containers().is_empty(), "containers left: {:?}", scope.leftover_containers());
+    scope.assert_nothing_left().await;
 }
 
 #[tokio::test]
@@ -94,5 +91,158 @@ async fn a_missing_worker_image_fails_fast_naming_it_and_leaves_nothing() {
     assert!(matches!(err, Error::ReplicaFailed { .. }), "{err:?}");
     assert!(took < Duration::from_secs(30), "took {took:?}");
     director.settled().await;
+    assert_nothing_left(&scope).await;
+}
+
+/// The probe of the gating test: passes once every worker accepts connections on 8080.
+const ALL_WORKERS_LISTEN: &str =
+    "for ip in $(echo $WORKER_CSV_VIPS | tr , ' '); do nc -w1 $ip 8080 </dev/null || exit 1; done; echo ready";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_command_gates_the_master_until_slow_workers_listen() {
+    let name = unique("dprobe");
+    let scope = Scope::for_task(&name).await;
+    // Workers run at once but listen only after 3 s: "running" is not "ready".
+    let slow_worker = Service::new(BUSYBOX)
+        .replicas(2)
+        .command(["sh", "-c"])
+        .args(["trap 'exit 0' TERM; sleep 3 & wait; nc -ll -p 8080 -e /bin/true & wait"]);
+    // The master fails unless every worker already listens when it starts.
+    let script = r#"
+        for ip in $(echo "$WORKER_CSV_VIPS" | tr ',' ' '); do
+            nc -w1 "$ip" 8080 </dev/null || { echo "worker $ip not listening" >&2; exit 12; }
+        done
+        echo "all workers listen"
+    "#;
+    let task = Task::builder(&name)
+        .workers(slow_worker)
+        .master(master(script))
+        .wait_command(WaitCommand::new(ALL_WORKERS_LISTEN).expect("ready").timeout(Duration::from_secs(30)))
+        .build()
+        .unwrap();
+    let director = Director::new(scope.cluster.clone());
+    let log = EventLog::record(&director);
+    let deployment = director.deploy(&task).await.unwrap();
+    let outcome = deployment.wait(Some(Duration::from_secs(30))).await.unwrap();
+    assert_eq!(outcome.exit_code, 0, "{outcome:#?}");
+    assert!(outcome.logs.contains("all workers listen"), "{}", outcome.logs);
+    let events: Vec<Event> = log.of(&name).into_iter().map(|(_, e)| e).collect();
+    let failed_tries = events.iter().filter(|e| matches!(e, Event::ProbeAttempt { .. })).count();
+    assert!(failed_tries >= 1, "the probe passed at once, so it gated nothing: {events:#?}");
+    let passed = events.iter().find_map(|e| match e {
+        Event::ProbePassed { attempts, .. } => Some(*attempts),
+        _ => None,
+    });
+    assert_eq!(passed, Some(u32::try_from(failed_tries).unwrap() + 1), "{events:#?}");
+    let order: Vec<usize> = [
+        events.iter().position(|e| matches!(e, Event::ProbePassed { .. })),
+        events.iter().position(|e| matches!(e, Event::MasterCreated { .. })),
+    ]
+    .into_iter()
+    .map(Option::unwrap)
+    .collect();
+    assert!(order[0] < order[1], "the master was created before the probe passed: {events:#?}");
+    deployment.teardown().await.unwrap();
+    assert_nothing_left(&scope).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delay_passes_between_workers_ready_and_the_master_created() {
+    let name = unique("ddelay");
+    let scope = Scope::for_task(&name).await;
+    let task = Task::builder(&name)
+        .workers(listening_worker(1))
+        .master(master("exit 0"))
+        .delay(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let director = Director::new(scope.cluster.clone());
+    let log = EventLog::record(&director);
+    let deployment = director.deploy(&task).await.unwrap();
+    let ready = log.when(&name, |e| matches!(e, Event::WorkersReady { .. }));
+    let master_created = log.when(&name, |e| matches!(e, Event::MasterCreated { .. }));
+    let gap = master_created.duration_since(ready);
+    assert!(gap >= Duration::from_secs(2), "the master was created {gap:?} after the workers were ready");
+    assert!(gap < Duration::from_secs(10), "the delay took {gap:?}");
+    deployment.teardown().await.unwrap();
+    assert_nothing_left(&scope).await;
+}
+
+#[tokio::test]
+async fn teardown_of_a_running_task_returns_only_when_its_containers_are_gone() {
+    let name = unique("dtear");
+    let scope = Scope::for_task(&name).await;
+    let task = Task::builder(&name).workers(listening_worker(2)).master(master(RUN_UNTIL_STOPPED)).build().unwrap();
+    let director = Director::new(scope.cluster.clone());
+    let deployment = director.deploy(&task).await.unwrap();
+    // Worker and master containers run; no settling, no sleep: teardown itself must wait.
+    assert_eq!(scope.leftover_containers().len(), 3, "{:?}", scope.leftover_containers());
+    deployment.teardown().await.unwrap();
+    assert_nothing_left(&scope).await;
+}
+
+#[tokio::test]
+async fn a_worker_killed_while_the_master_runs_is_named_in_the_outcome() {
+    let name = unique("dkill");
+    let scope = Scope::for_task(&name).await;
+    let task = Task::builder(&name)
+        .workers(listening_worker(2))
+        .master(master("trap 'exit 0' TERM; sleep 3 & wait; echo master done"))
+        .build()
+        .unwrap();
+    let director = Director::new(scope.cluster.clone());
+    let deployment = director.deploy(&task).await.unwrap();
+    // Containers of a service replica are named `<service>.<slot>.<task id>`.
+    let service = task.worker_service_name();
+    let prefix = format!("{service}.2.");
+    let containers = docker(&[
+        "ps",
+        "--filter",
+        &format!("label=com.docker.swarm.service.name={service}"),
+        "--format",
+        "{{.Names}}",
+    ]);
+    let victim = containers.lines().find(|c| c.starts_with(&prefix)).unwrap_or_else(|| panic!("{containers}"));
+    docker(&["kill", victim]);
+    let outcome = deployment.wait(Some(Duration::from_secs(30))).await.unwrap();
+    assert_eq!(outcome.exit_code, 0, "{outcome:#?}");
+    assert!(!outcome.succeeded(), "a worker died: {outcome:#?}");
+    let failed: Vec<(u32, Option<i64>)> = outcome.failed_workers.iter().map(|r| (r.slot, r.exit_code)).collect();
+    assert_eq!(failed, [(2, Some(137))], "{outcome:#?}");
+    assert!(outcome.failed_workers[0].name.starts_with(&format!("{service}.2")), "{outcome:#?}");
+    deployment.teardown().await.unwrap();
+    assert_nothing_left(&scope).await;
+}
+
+#[tokio::test]
+async fn list_and_inspect_show_a_running_task_with_its_workers_then_its_exit_code() {
+    let name = unique("dlist");
+    let scope = Scope::for_task(&name).await;
+    let task = Task::builder(&name)
+        .workers(listening_worker(2))
+        .master(master("trap 'exit 0' TERM; sleep 2 & wait; exit 3"))
+        .build()
+        .unwrap();
+    let director = Director::new(scope.cluster.clone());
+    let deployment = director.deploy(&task).await.unwrap();
+
+    let info = director.inspect(&name).await.unwrap();
+    assert_eq!(info.state, TaskState::Running, "{info:#?}");
+    assert_eq!(info.workers, deployment.workers(), "{info:#?}");
+    assert_eq!((info.workers_running, info.workers_total), (2, 2), "{info:#?}");
+    let listed = director.list().await.unwrap();
+    let mine = listed.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("{name} not listed: {listed:#?}"));
+    assert_eq!((&mine.state, &mine.workers), (&TaskState::Running, &info.workers), "{mine:#?}");
+
+    let outcome = deployment.wait(Some(Duration::from_secs(30))).await.unwrap();
+    assert_eq!(outcome.exit_code, 3, "{outcome:#?}");
+    let info = director.inspect(&name).await.unwrap();
+    assert_eq!(info.state, TaskState::Finished { exit_code: 3 }, "{info:#?}");
+    let listed = director.list().await.unwrap();
+    let mine = listed.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("{name} not listed: {listed:#?}"));
+    assert_eq!(mine.state, TaskState::Finished { exit_code: 3 }, "{mine:#?}");
+
+    deployment.teardown().await.unwrap();
+    assert!(matches!(director.inspect(&name).await, Err(Error::TaskNotFound { .. })));
     assert_nothing_left(&scope).await;
 }
