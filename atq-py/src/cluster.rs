@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use atq_core::cluster::fake::{CallKind, Matcher};
+use atq_core::cluster::fake::{CallKind, Matcher, Script};
+use atq_core::labels::Role;
 use atq_core::{Cluster, FakeCluster};
 
 use crate::convert::seconds;
@@ -59,6 +60,11 @@ impl PyFakeCluster {
     fn master_exits(&self, code: i64, logs: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         self.inner.master_exits(code, lines("master_logs", logs)?);
         Ok(())
+    }
+
+    /// Masters created from now on run until removed (for `Deployment.wait(timeout=...)`).
+    fn master_never_exits(&self) {
+        self.inner.script(Matcher::role(Role::Master), Script::runs_until_removed());
     }
 
     /// Wait-command probes created from now on exit with `code` having printed `output`.
