@@ -23,6 +23,10 @@ pub const BUNDLE: &str = "io.atq.bundle";
 pub const USES_BUNDLES: &str = "io.atq.uses-bundles";
 /// On a data config: the file's path inside the bundle.
 pub const BUNDLE_PATH: &str = "io.atq.bundle-path";
+/// On a data config: the number of files in its bundle (so a partial push can be detected).
+pub const BUNDLE_FILES: &str = "io.atq.bundle-files";
+/// On a data config: the total bytes of its bundle.
+pub const BUNDLE_BYTES: &str = "io.atq.bundle-bytes";
 /// On a worker or master service: the number of replicas the task asked for.
 pub const REPLICAS: &str = "io.atq.replicas";
 

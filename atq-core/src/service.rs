@@ -48,6 +48,13 @@ pub struct Service {
     /// Id of a data bundle to mount at `/atq/data` (see [`DataBundle`](crate::DataBundle)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fileid: Option<String>,
+    /// A directory on every node running a replica, bind-mounted read-only at `/atq/data` (for a
+    /// shared filesystem such as NFS or GlusterFS; for data too large for a bundle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_path: Option<String>,
+    /// A named volume mounted read-only at `/atq/data` (for data too large for a bundle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_volume: Option<String>,
     /// In-container health check; a replica counts as running only once it passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
@@ -85,6 +92,8 @@ impl Service {
             environment: Vec::new(),
             tty: false,
             fileid: None,
+            data_path: None,
+            data_volume: None,
             health_check: None,
             resources: None,
             constraints: Vec::new(),
@@ -142,6 +151,20 @@ impl Service {
     /// Mounts the data bundle `fileid` at `/atq/data`.
     pub fn data(mut self, fileid: impl Into<String>) -> Self {
         self.fileid = Some(fileid.into());
+        self
+    }
+
+    /// Bind-mounts `path`, a directory on every node that runs a replica (a shared filesystem),
+    /// read-only at `/atq/data`. A service names at most one of [`data`](Self::data),
+    /// `data_path` and [`data_volume`](Self::data_volume).
+    pub fn data_path(mut self, path: impl Into<String>) -> Self {
+        self.data_path = Some(path.into());
+        self
+    }
+
+    /// Mounts the named volume `name` read-only at `/atq/data`.
+    pub fn data_volume(mut self, name: impl Into<String>) -> Self {
+        self.data_volume = Some(name.into());
         self
     }
 

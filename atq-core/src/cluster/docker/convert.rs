@@ -1,0 +1,237 @@
+//! From atq's engine-neutral specs to bollard's models, and back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bollard::models::{
+    EndpointSpec, EndpointSpecModeEnum, HealthConfig, Limit, Mount as BollardMount, MountType, NetworkAttachmentConfig,
+    ServiceSpec as BollardServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec,
+    TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile1, TaskSpecPlacement, TaskSpecResources,
+    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+};
+
+use crate::cluster::{EndpointMode, LabelSelector, MountKind, ServiceSpec};
+
+/// Labels as bollard wants them.
+pub(super) fn labels(labels: &BTreeMap<String, String>) -> HashMap<String, String> {
+    labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// Labels as atq hands them out.
+pub(super) fn labels_back(labels: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
+    labels.unwrap_or_default().into_iter().collect()
+}
+
+/// A `filters` map selecting by label, server-side (`label=k` / `label=k=v`).
+pub(super) fn label_filters(selector: &LabelSelector) -> HashMap<String, Vec<String>> {
+    let conditions: Vec<String> = selector
+        .conditions
+        .iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => k.clone(),
+        })
+        .collect();
+    let mut filters = HashMap::new();
+    if !conditions.is_empty() {
+        filters.insert("label".to_string(), conditions);
+    }
+    filters
+}
+
+/// Nanoseconds, as the engine counts durations.
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// atq's [`ServiceSpec`] as the engine's: replicated, restart policy none, the spec's endpoint
+/// mode, labels on the service *and* its containers.
+pub(super) fn service_spec(spec: &ServiceSpec) -> BollardServiceSpec {
+    let health_check = spec.health_check.as_ref().map(|h| HealthConfig {
+        test: Some(vec!["CMD-SHELL".to_string(), h.test.clone()]),
+        interval: h.interval.map(nanos),
+        timeout: h.timeout.map(nanos),
+        retries: h.retries.map(i64::from),
+        start_period: h.start_period.map(nanos),
+        ..Default::default()
+    });
+    let mounts: Vec<BollardMount> = spec
+        .mounts
+        .iter()
+        .map(|m| BollardMount {
+            target: Some(m.target.clone()),
+            source: Some(m.source.clone()),
+            typ: Some(match m.kind {
+                MountKind::Bind => MountType::BIND,
+                MountKind::Volume => MountType::VOLUME,
+            }),
+            read_only: Some(m.read_only),
+            ..Default::default()
+        })
+        .collect();
+    let configs: Vec<TaskSpecContainerSpecConfigs> = spec
+        .configs
+        .iter()
+        .map(|c| TaskSpecContainerSpecConfigs {
+            file: Some(TaskSpecContainerSpecFile1 {
+                name: Some(c.target.clone()),
+                uid: Some("0".to_string()),
+                gid: Some("0".to_string()),
+                mode: Some(0o444),
+            }),
+            config_id: Some(c.config_id.clone()),
+            config_name: Some(c.config_name.clone()),
+            ..Default::default()
+        })
+        .collect();
+    let resources = spec.resources.map(|r| TaskSpecResources {
+        limits: Some(Limit {
+            // Rounded to whole nano-CPUs; the validated range keeps this far from overflow.
+            #[allow(clippy::cast_possible_truncation)]
+            nano_cpus: r.cpus.map(|c| (c * 1e9).round() as i64),
+            memory_bytes: r.memory.map(|m| i64::try_from(m.0).unwrap_or(i64::MAX)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let container_spec = TaskSpecContainerSpec {
+        image: Some(spec.image.clone()),
+        labels: Some(labels(&spec.container_labels)),
+        command: spec.command.clone(),
+        args: (!spec.args.is_empty()).then(|| spec.args.clone()),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        tty: Some(spec.tty),
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        configs: (!configs.is_empty()).then_some(configs),
+        health_check,
+        ..Default::default()
+    };
+    BollardServiceSpec {
+        name: Some(spec.name.clone()),
+        labels: Some(labels(&spec.labels)),
+        task_template: Some(TaskSpec {
+            container_spec: Some(container_spec),
+            resources,
+            restart_policy: Some(TaskSpecRestartPolicy {
+                condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
+                ..Default::default()
+            }),
+            placement: (!spec.constraints.is_empty())
+                .then(|| TaskSpecPlacement { constraints: Some(spec.constraints.clone()), ..Default::default() }),
+            networks: Some(
+                spec.networks
+                    .iter()
+                    .map(|n| NetworkAttachmentConfig { target: Some(n.clone()), ..Default::default() })
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+        mode: Some(ServiceSpecMode {
+            replicated: Some(ServiceSpecModeReplicated { replicas: Some(i64::from(spec.replicas)) }),
+            ..Default::default()
+        }),
+        endpoint_spec: Some(EndpointSpec {
+            mode: Some(match spec.endpoint_mode {
+                EndpointMode::Dnsrr => EndpointSpecModeEnum::DNSRR,
+                EndpointMode::Vip => EndpointSpecModeEnum::VIP,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Unix seconds of an RFC 3339 timestamp as the engine writes them
+/// (`2026-11-25T14:11:58.553882561Z`, or with a `+hh:mm` offset).
+pub(super) fn unix_seconds(timestamp: &str) -> Option<i64> {
+    let (date, rest) = timestamp.split_once('T')?;
+    let mut parts = date.splitn(3, '-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: i64 = parts.next()?.parse().ok()?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    let time = rest.get(..8)?;
+    let mut hms = time.splitn(3, ':');
+    let (h, m, s): (i64, i64, i64) = (hms.next()?.parse().ok()?, hms.next()?.parse().ok()?, hms.next()?.parse().ok()?);
+    // Offset: "Z", or the last "+hh:mm"/"-hh:mm".
+    let zone = rest[8..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = match zone {
+        "" | "Z" | "z" => 0,
+        z => {
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            let (oh, om) = z.get(1..)?.split_once(':')?;
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
+        }
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + m * 60 + s - offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{ConfigMount, Mount};
+    use crate::service::{HealthCheck, Resources};
+
+    #[test]
+    fn timestamps_parse_to_unix_seconds() {
+        assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(unix_seconds("2026-11-25T14:11:58.553882561Z"), Some(1_795_615_918));
+        assert_eq!(unix_seconds("2026-11-25T15:11:58+01:00"), Some(1_795_615_918));
+        assert_eq!(unix_seconds("garbage"), None);
+    }
+
+    #[test]
+    fn label_selector_becomes_label_filters() {
+        let f = label_filters(&LabelSelector::new().eq("a", "1").has("b"));
+        assert_eq!(f["label"], ["a=1", "b"]);
+        assert!(label_filters(&LabelSelector::new()).is_empty());
+    }
+
+    #[test]
+    fn service_spec_maps_every_field() {
+        let spec = ServiceSpec {
+            name: "t_w".into(),
+            image: "img:1".into(),
+            replicas: 3,
+            env: vec![("A".into(), "1".into())],
+            args: vec!["x".into()],
+            command: Some(vec!["sh".into(), "-c".into()]),
+            tty: true,
+            networks: vec!["net".into()],
+            labels: [("l".to_string(), "s".to_string())].into(),
+            container_labels: [("l".to_string(), "c".to_string())].into(),
+            health_check: Some(HealthCheck::new("true").interval(Duration::from_secs(2)).retries(4)),
+            resources: Some(Resources::new().cpus(1.5).memory_bytes(1 << 20)),
+            constraints: vec!["node.role==manager".into()],
+            mounts: vec![Mount { kind: MountKind::Bind, source: "/h".into(), target: "/c".into(), read_only: true }],
+            configs: vec![ConfigMount { config_id: "id".into(), config_name: "n".into(), target: "/atq/f".into() }],
+            ..Default::default()
+        };
+        let s = service_spec(&spec);
+        let t = s.task_template.unwrap();
+        let c = t.container_spec.unwrap();
+        assert_eq!(c.env.unwrap(), ["A=1"]);
+        assert_eq!(c.args.unwrap(), ["x"]);
+        assert_eq!(c.command.unwrap(), ["sh", "-c"]);
+        assert_eq!(c.labels.unwrap()["l"], "c");
+        assert_eq!(s.labels.unwrap()["l"], "s");
+        let h = c.health_check.unwrap();
+        assert_eq!(h.test.unwrap(), ["CMD-SHELL", "true"]);
+        assert_eq!((h.interval, h.retries), (Some(2_000_000_000), Some(4)));
+        let limits = t.resources.unwrap().limits.unwrap();
+        assert_eq!((limits.nano_cpus, limits.memory_bytes), (Some(1_500_000_000), Some(1 << 20)));
+        assert_eq!(t.restart_policy.unwrap().condition, Some(TaskSpecRestartPolicyConditionEnum::NONE));
+        assert_eq!(t.networks.unwrap()[0].target.as_deref(), Some("net"));
+        let file = c.configs.unwrap().remove(0).file.unwrap();
+        assert_eq!((file.name.as_deref(), file.mode), (Some("/atq/f"), Some(0o444)));
+        assert_eq!(c.mounts.unwrap()[0].typ, Some(MountType::BIND));
+        assert_eq!(s.endpoint_spec.unwrap().mode, Some(EndpointSpecModeEnum::DNSRR));
+        assert_eq!(s.mode.unwrap().replicated.unwrap().replicas, Some(3));
+    }
+}

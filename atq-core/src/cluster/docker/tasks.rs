@@ -1,0 +1,352 @@
+//! Replicas from the engine's documented `GET /tasks` JSON, fetched over the engine's socket.
+//!
+//! Why not `bollard::Docker::list_tasks`: bollard's generated `Task` model has no
+//! `NetworksAttachments` (bollard issue #767), so the addresses are dropped while decoding,
+//! and bollard exposes no public way to send a request and decode the body into a type of our
+//! own. The alternatives were worse:
+//! - the network's verbose inspect (`GET /networks/{id}?verbose=true`) lists task endpoints
+//!   only for networks attached to the node we talk to — on a multi-node swarm whose manager
+//!   runs no worker it has no addresses at all;
+//! - exec'ing into containers only works on the node that runs them.
+//!
+//! The manager's `GET /tasks` answer comes from the swarm's Raft store, so it has every task's
+//! `NetworksAttachments[].Addresses` (CIDR strings, `"10.0.1.4/24"`) whichever node runs it.
+//! We send that one GET ourselves with `hyper` (already in the dependency tree through bollard,
+//! same versions), over the same endpoint bollard uses (`unix://` through `hyperlocal`, or
+//! `tcp://`), at the API version bollard negotiated, and decode it into the small serde structs
+//! below. Errors are turned into bollard's own error variants so that they are mapped to
+//! [`Error`](crate::Error) in the one place the rest of this module uses.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bollard::errors::Error as BollardError;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use hyperlocal::UnixConnector;
+use serde::Deserialize;
+
+use crate::cluster::{Replica, ReplicaState};
+
+/// How long one raw request may take before it counts as failed.
+const RAW_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A minimal HTTP client for the engine endpoint, for the few calls bollard cannot decode.
+#[derive(Clone)]
+pub(super) enum RawClient {
+    /// `unix:///path/to/docker.sock`.
+    Unix {
+        /// The hyper client over the socket.
+        client: Client<UnixConnector, Empty<Bytes>>,
+        /// The socket path.
+        socket: String,
+    },
+    /// `tcp://host:port` (plain HTTP, as bollard's default features).
+    Http {
+        /// The hyper client.
+        client: Client<HttpConnector, Empty<Bytes>>,
+        /// `host:port`.
+        authority: String,
+    },
+}
+
+impl RawClient {
+    /// A client for `host` (`unix://…` or `tcp://…`/`http://…`); `None` for other schemes.
+    pub(super) fn new(host: &str) -> Option<RawClient> {
+        if let Some(socket) = host.strip_prefix("unix://") {
+            let client = Client::builder(TokioExecutor::new()).build(UnixConnector);
+            return Some(RawClient::Unix { client, socket: socket.to_string() });
+        }
+        let authority = host.strip_prefix("tcp://").or_else(|| host.strip_prefix("http://"))?;
+        let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        Some(RawClient::Http { client, authority: authority.trim_end_matches('/').to_string() })
+    }
+
+    /// `GET path_and_query` (which starts with `/v1.xx/`), decoded from JSON.
+    pub(super) async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+    ) -> Result<T, BollardError> {
+        let request = async {
+            match self {
+                RawClient::Unix { client, socket } => {
+                    let uri: hyper::Uri = hyperlocal::Uri::new(socket, path_and_query).into();
+                    client.get(uri).await
+                }
+                RawClient::Http { client, authority } => {
+                    let uri: hyper::Uri = format!("http://{authority}{path_and_query}")
+                        .parse()
+                        .map_err(|err| BollardError::InvalidURIError { err })?;
+                    client.get(uri).await
+                }
+            }
+            .map_err(|err| BollardError::HyperLegacyError { err })
+        };
+        let response =
+            tokio::time::timeout(RAW_TIMEOUT, request).await.map_err(|_| BollardError::RequestTimeoutError)??;
+        let status = response.status();
+        let body = response.into_body().collect().await.map_err(|err| BollardError::HyperResponseError { err })?;
+        let body = body.to_bytes();
+        if !status.is_success() {
+            #[derive(Deserialize)]
+            struct Message {
+                message: String,
+            }
+            let message = serde_json::from_slice::<Message>(&body)
+                .map(|m| m.message)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            return Err(BollardError::DockerResponseServerError { status_code: status.as_u16(), message });
+        }
+        serde_json::from_slice(&body).map_err(|err| BollardError::JsonSerdeError { err })
+    }
+}
+
+/// The `/tasks` query for one service's tasks.
+pub(super) fn tasks_path(api_version: &str, service: &str) -> String {
+    let filters = serde_json::json!({ "service": [service] }).to_string();
+    format!("/v{api_version}/tasks?filters={}", percent_encode(&filters))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A swarm task, as `GET /tasks` documents it (only the fields atq reads).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct RawTask {
+    /// Task id.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Raft version: higher is newer.
+    #[serde(default)]
+    pub version: RawVersion,
+    /// Replica slot (replicated services).
+    #[serde(default)]
+    pub slot: Option<u32>,
+    /// The node it was scheduled on.
+    #[serde(rename = "NodeID", default)]
+    pub node_id: Option<String>,
+    /// What the orchestrator wants it to be ("running", or "shutdown" once it should stop,
+    /// *including* after it exited on its own under restart policy "none").
+    #[serde(default)]
+    pub desired_state: String,
+    /// What it is.
+    #[serde(default)]
+    pub status: RawStatus,
+    /// Its networks and addresses: the field bollard's model lacks.
+    #[serde(default)]
+    pub networks_attachments: Vec<RawAttachment>,
+}
+
+/// `Task.Version`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct RawVersion {
+    /// Raft index of the last change.
+    #[serde(default)]
+    pub index: u64,
+}
+
+/// `Task.Status`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct RawStatus {
+    /// Engine state name ("new" … "running", "complete", "failed", "rejected", …).
+    #[serde(default)]
+    pub state: String,
+    /// Failure text ("No such image: x:1", "task: non-zero exit (3)").
+    #[serde(default)]
+    pub err: Option<String>,
+    /// The container's status, once it has one.
+    #[serde(default)]
+    pub container_status: Option<RawContainerStatus>,
+}
+
+/// `Task.Status.ContainerStatus`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct RawContainerStatus {
+    /// Exit code (0 while running).
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+}
+
+/// One entry of `Task.NetworksAttachments`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct RawAttachment {
+    /// The network object.
+    #[serde(default)]
+    pub network: RawNetwork,
+    /// The task's addresses on it, CIDR notation.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+/// `NetworksAttachments[].Network`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct RawNetwork {
+    /// Network id.
+    #[serde(rename = "ID", default)]
+    pub id: String,
+    /// Network spec.
+    #[serde(default)]
+    pub spec: RawNetworkSpec,
+}
+
+/// `NetworksAttachments[].Network.Spec`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct RawNetworkSpec {
+    /// Network name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// Maps an engine task state name onto [`ReplicaState`].
+///
+/// Note that a service with a health check stays in "starting" until its first passing check:
+/// the engine reports "running" only once it is healthy, so `Running` already means healthy.
+pub(super) fn replica_state(state: &str) -> ReplicaState {
+    match state {
+        "running" => ReplicaState::Running,
+        "complete" => ReplicaState::Complete,
+        "failed" => ReplicaState::Failed,
+        "rejected" => ReplicaState::Rejected,
+        "shutdown" | "remove" => ReplicaState::Shutdown,
+        "orphaned" => ReplicaState::Orphaned,
+        // new, allocated, pending, assigned, accepted, preparing, ready, starting
+        _ => ReplicaState::Pending,
+    }
+}
+
+/// Whether the orchestrator still wants this task to run.
+fn wanted(desired_state: &str) -> bool {
+    matches!(
+        desired_state,
+        "new" | "allocated" | "pending" | "assigned" | "accepted" | "preparing" | "ready" | "starting" | "running"
+    )
+}
+
+/// The service's current replica per slot.
+///
+/// The engine keeps old tasks around (a superseded task lingers with desired state
+/// "shutdown"), but it *also* sets desired state "shutdown" on a task that exited on its own
+/// under restart policy "none" — so "desired state running" alone would lose the exit code of
+/// a master that finished. Per slot we therefore keep the newest task the orchestrator still
+/// wants running, or, when it wants none, the newest task of the slot (the one that exited).
+pub(super) fn current_replicas(service: &str, network: &str, tasks: Vec<RawTask>) -> Vec<Replica> {
+    let mut by_slot: BTreeMap<u32, RawTask> = BTreeMap::new();
+    for task in tasks {
+        let slot = task.slot.unwrap_or(0);
+        let better = match by_slot.get(&slot) {
+            None => true,
+            Some(have) => {
+                (wanted(&task.desired_state), task.version.index) > (wanted(&have.desired_state), have.version.index)
+            }
+        };
+        if better {
+            by_slot.insert(slot, task);
+        }
+    }
+    by_slot
+        .into_values()
+        .map(|task| {
+            let state = replica_state(&task.status.state);
+            let exit_code = if state.is_terminal() && state != ReplicaState::Rejected {
+                task.status.container_status.as_ref().and_then(|c| c.exit_code)
+            } else {
+                None
+            };
+            let slot = task.slot.unwrap_or(0);
+            Replica {
+                name: format!("{service}.{slot}"),
+                slot,
+                state,
+                address: address_on(&task.networks_attachments, network),
+                exit_code,
+                error: task.status.err.filter(|e| !e.is_empty()),
+                node_id: task.node_id.filter(|n| !n.is_empty()),
+                id: task.id,
+            }
+        })
+        .collect()
+}
+
+/// The first address on `network` (matched by name, or by id), without its prefix length.
+fn address_on(attachments: &[RawAttachment], network: &str) -> Option<IpAddr> {
+    attachments
+        .iter()
+        .filter(|a| a.network.spec.name == network || a.network.id == network)
+        .flat_map(|a| a.addresses.iter())
+        .find_map(|cidr| cidr.split('/').next()?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: &str, slot: u32, index: u64, desired: &str, state: &str) -> RawTask {
+        serde_json::from_value(serde_json::json!({
+            "ID": id, "Version": {"Index": index}, "Slot": slot, "NodeID": "n1",
+            "DesiredState": desired,
+            "Status": {"State": state, "Err": if state == "failed" { "task: non-zero exit (3)" } else { "" },
+                       "ContainerStatus": {"ExitCode": if state == "failed" { 3 } else { 0 }}},
+            "NetworksAttachments": [
+                {"Network": {"ID": "ingressid", "Spec": {"Name": "ingress"}}, "Addresses": ["10.0.0.9/24"]},
+                {"Network": {"ID": "netid", "Spec": {"Name": "net"}}, "Addresses": ["10.0.1.4/24"]}
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn address_is_the_one_on_the_named_network_without_prefix() {
+        let r = current_replicas("s", "net", vec![task("a", 1, 5, "running", "running")]);
+        assert_eq!(r[0].address, Some("10.0.1.4".parse().unwrap()));
+        let r = current_replicas("s", "netid", vec![task("a", 1, 5, "running", "running")]);
+        assert_eq!(r[0].address, Some("10.0.1.4".parse().unwrap()));
+        let r = current_replicas("s", "other", vec![task("a", 1, 5, "running", "running")]);
+        assert_eq!(r[0].address, None);
+    }
+
+    #[test]
+    fn a_task_that_exited_on_its_own_keeps_its_exit_code() {
+        let r = current_replicas("s", "net", vec![task("a", 1, 5, "shutdown", "failed")]);
+        assert_eq!((r[0].state, r[0].exit_code), (ReplicaState::Failed, Some(3)));
+        assert_eq!(r[0].error.as_deref(), Some("task: non-zero exit (3)"));
+        assert_eq!(r[0].name, "s.1");
+    }
+
+    #[test]
+    fn a_superseded_task_is_left_out_for_the_wanted_one() {
+        let tasks = vec![
+            task("old", 1, 9, "shutdown", "shutdown"),
+            task("new", 1, 7, "running", "starting"),
+            task("two", 2, 3, "running", "running"),
+        ];
+        let r = current_replicas("s", "net", tasks);
+        assert_eq!(r.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["new", "two"]);
+        assert_eq!(r[0].state, ReplicaState::Pending);
+    }
+
+    #[test]
+    fn filters_are_percent_encoded() {
+        assert_eq!(tasks_path("1.41", "a_b"), "/v1.41/tasks?filters=%7B%22service%22%3A%5B%22a_b%22%5D%7D");
+    }
+}

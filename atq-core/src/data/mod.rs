@@ -1,0 +1,361 @@
+//! Data bundles: test plans and data files shipped to every replica under `/atq/data`.
+//!
+//! A service gets its data from one of three places ([`DataSource`]):
+//! - a **bundle** (`fileid`): a [`DataBundle`] read from a zip file or a directory, stored on the
+//!   engine as one swarm config per file. Configs reach every node with no shared filesystem, but
+//!   each must be smaller than the engine's config limit (500 KiB on engine 20.10 / older swarmkit,
+//!   1000 KiB on newer ones) and all of them live in the managers' Raft store: bundles are for
+//!   plans and modest data files.
+//! - a **host path** (`dataPath`): a directory on every node that runs a replica (a shared
+//!   filesystem such as ATQ-Director's GlusterFS), bind-mounted read-only.
+//! - a **volume** (`dataVolume`): a named volume, mounted read-only. For large data.
+//!
+//! In every case the files appear under [`DATA_DIR`] with their relative paths kept.
+//!
+//! ## Safe intake
+//! [`DataBundle::from_zip`] and [`DataBundle::from_dir`] read everything into memory and never
+//! write to disk. They refuse, with a [`DataError`] naming the entry and the rule:
+//! paths that escape (`..`, absolute paths, NUL bytes, backslashes), symbolic links and other
+//! non-regular files, more than [`Limits::max_entries`] entries, more than
+//! [`Limits::max_total_bytes`] bytes in all (counted while reading, never trusting the sizes an
+//! archive declares), a file at or above [`Limits::max_file_bytes`], and empty files (a swarm config
+//! holds at least one byte).
+//!
+//! ## Ids
+//! A bundle's id is the first 16 hex digits of a SHA-256 over its files sorted by path, each framed
+//! with its length (see [`DataBundle::id`]): the same files give the same id whether they came from
+//! a directory or a zip, whatever the compression, timestamps or entry order.
+//!
+//! ```
+//! use atq_core::data::DataBundle;
+//! # fn main() -> Result<(), atq_core::Error> {
+//! let dir = tempfile::tempdir().unwrap();
+//! std::fs::create_dir_all(dir.path().join("plans")).unwrap();
+//! std::fs::write(dir.path().join("plans/load.jmx"), "<jmeterTestPlan/>").unwrap();
+//! let bundle = DataBundle::from_dir(dir.path())?;
+//! assert_eq!(bundle.id().len(), 16);
+//! assert_eq!(bundle.files()["plans/load.jmx"], b"<jmeterTestPlan/>");
+//! // `bundle.push(&cluster).await?` stores it; a task then names it with `Service::data(id)`.
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use sha2::{Digest, Sha256};
+
+use crate::cluster::EngineInfo;
+
+mod intake;
+mod source;
+mod store;
+
+pub use source::{data_mounts, DataMounts, DataSource};
+pub use store::{bundle_mounts, bundle_users, list_bundles, remove_bundle, BundleInfo};
+
+pub(crate) use source::validate_service_data;
+
+#[cfg(test)]
+mod tests;
+
+/// Where a service's data appears in its containers.
+pub const DATA_DIR: &str = "/atq/data";
+
+/// Default most entries (files and directories) a bundle may have.
+///
+/// Each file becomes one config and one mount: a thousand is plenty for plans and CSV files, and
+/// keeps a service spec and the managers' store reasonable.
+pub const MAX_ENTRIES: usize = 1000;
+
+/// Default most bytes a bundle may hold in all, uncompressed: 64 MiB.
+///
+/// Bundles are held in memory while read, and stored in the swarm managers' Raft log; larger
+/// data belongs on a host path or a volume.
+pub const MAX_TOTAL_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Default per-file bound: 500 KiB, the config limit of engine 20.10 and older swarmkit.
+///
+/// A file must be strictly smaller than this (the engine refuses a config of exactly this size).
+/// [`Limits::for_engine`] uses the engine's own figure ([`EngineInfo::max_config_bytes`]).
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 500 * 1024;
+
+/// Most bytes in a file's path inside a bundle.
+pub const MAX_PATH_BYTES: usize = 1024;
+
+/// Most bytes in one component (a file or directory name) of a path inside a bundle.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Number of hex digits in a bundle id (64 bits of SHA-256).
+pub const ID_LEN: usize = 16;
+
+/// What can go wrong with a data bundle.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// No bundle of this id is stored on the engine.
+    #[error("data bundle '{id}' not found: push it with `atq data push PATH`, or check `atq data ls`")]
+    NotFound {
+        /// The id asked for.
+        id: String,
+    },
+
+    /// Some of a bundle's files are missing on the engine (a push was interrupted).
+    #[error("data bundle '{id}' is incomplete ({stored} of {expected} files stored; a push was interrupted): push the same data again to complete it, or remove it with `atq data rm {id}`")]
+    Incomplete {
+        /// The bundle.
+        id: String,
+        /// Files found on the engine.
+        stored: usize,
+        /// Files the bundle has.
+        expected: usize,
+    },
+
+    /// Services still mount the bundle.
+    #[error("data bundle '{id}' is in use by {}: remove those tasks first (`atq down TASK`)", services.join(", "))]
+    InUse {
+        /// The bundle.
+        id: String,
+        /// The services that name it.
+        services: Vec<String>,
+    },
+
+    /// An entry's path is not a safe relative path.
+    #[error("refused entry '{entry}' of {source_name}: {rule}. A bundle keeps its files under /atq/data: rebuild it with plain relative paths")]
+    UnsafePath {
+        /// The zip file or directory read.
+        source_name: String,
+        /// The entry, as the archive or directory names it (lossy).
+        entry: String,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+
+    /// An entry is a symbolic link.
+    #[error("refused entry '{entry}' of {source_name}: it is a symbolic link, which could point outside the bundle. Replace it with a copy of the file it points to")]
+    Symlink {
+        /// The zip file or directory read.
+        source_name: String,
+        /// The entry.
+        entry: String,
+    },
+
+    /// An entry is neither a regular file nor a directory (a device, a FIFO, a socket).
+    #[error("refused entry '{entry}' of {source_name}: it is not a regular file or directory. Bundles hold plain files only")]
+    SpecialFile {
+        /// The zip file or directory read.
+        source_name: String,
+        /// The entry.
+        entry: String,
+    },
+
+    /// Two entries clash: the same path twice, or a path that is both a file and a directory.
+    #[error("refused entry '{entry}' of {source_name}: {rule}. Rename one of them")]
+    Clash {
+        /// The zip file or directory read.
+        source_name: String,
+        /// The second of the two entries.
+        entry: String,
+        /// What clashes.
+        rule: String,
+    },
+
+    /// An entry is an empty file, which a swarm config cannot hold.
+    #[error("refused entry '{entry}' of {source_name}: it is empty, and a swarm config holds at least 1 byte. Remove it or give it content, or ship the data with a host path (dataPath) or a volume (dataVolume)")]
+    EmptyFile {
+        /// The zip file or directory read.
+        source_name: String,
+        /// The entry.
+        entry: String,
+    },
+
+    /// More entries than the limit.
+    #[error("{source_name} has more than {limit} entries, the most a bundle may have: pack fewer files, or ship the data with a host path (dataPath) or a volume (dataVolume)")]
+    TooManyEntries {
+        /// The zip file or directory read.
+        source_name: String,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// More bytes in all than the limit.
+    #[error("{source_name} holds more than {limit} bytes uncompressed (stopped at entry '{entry}'), the most a bundle may hold: ship large data with a host path (dataPath, a bind mount on a shared filesystem) or a volume (dataVolume)")]
+    TooLarge {
+        /// The zip file or directory read.
+        source_name: String,
+        /// The entry being read when the limit was passed.
+        entry: String,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+
+    /// One file is too large for a swarm config.
+    #[error("refused entry '{entry}' of {source_name}: it has at least {size} bytes, and a swarm config on this engine must be smaller than {limit}. Ship it with a host path (dataPath, a bind mount on a shared filesystem) or a named volume (dataVolume) instead")]
+    FileTooLarge {
+        /// The zip file or directory read.
+        source_name: String,
+        /// The entry.
+        entry: String,
+        /// Bytes read from it before refusing (its size, or the limit plus one).
+        size: u64,
+        /// The per-file bound, in bytes (exclusive).
+        limit: u64,
+    },
+
+    /// A bundle with no files.
+    #[error("{source_name} holds no files: a bundle needs at least one")]
+    NoFiles {
+        /// The zip file or directory read.
+        source_name: String,
+    },
+
+    /// The archive cannot be read (not a zip, corrupt, encrypted, an unsupported compression).
+    #[error("cannot read {source_name} as a zip archive{}: {message}", entry.as_ref().map(|e| format!(" (entry '{e}')")).unwrap_or_default())]
+    Archive {
+        /// The zip file read.
+        source_name: String,
+        /// The entry concerned, if any.
+        entry: Option<String>,
+        /// What the zip reader reported.
+        message: String,
+    },
+}
+
+/// Bounds on what a bundle may hold, checked while it is read.
+///
+/// ```
+/// use atq_core::data::Limits;
+/// let limits = Limits::default().max_entries(50);
+/// assert_eq!(limits.max_entries, 50);
+/// assert_eq!(limits.max_file_bytes, 500 * 1024);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Limits {
+    /// Most entries (files and directories); default [`MAX_ENTRIES`].
+    pub max_entries: usize,
+    /// Most bytes in all, uncompressed; default [`MAX_TOTAL_BYTES`].
+    pub max_total_bytes: u64,
+    /// Exclusive bound on one file's size; default [`DEFAULT_MAX_FILE_BYTES`].
+    pub max_file_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_entries: MAX_ENTRIES, max_total_bytes: MAX_TOTAL_BYTES, max_file_bytes: DEFAULT_MAX_FILE_BYTES }
+    }
+}
+
+impl Limits {
+    /// The default limits, with the per-file bound of this engine's configs.
+    pub fn for_engine(info: &EngineInfo) -> Self {
+        Limits::default().max_file_bytes(max_config_bytes(info))
+    }
+
+    /// Sets the most entries.
+    pub fn max_entries(mut self, n: usize) -> Self {
+        self.max_entries = n;
+        self
+    }
+
+    /// Sets the most bytes in all.
+    pub fn max_total_bytes(mut self, bytes: u64) -> Self {
+        self.max_total_bytes = bytes;
+        self
+    }
+
+    /// Sets the (exclusive) bound on one file's size.
+    pub fn max_file_bytes(mut self, bytes: u64) -> Self {
+        self.max_file_bytes = bytes;
+        self
+    }
+}
+
+/// The engine's config size bound, or the conservative default when it does not say.
+pub(crate) fn max_config_bytes(info: &EngineInfo) -> u64 {
+    match info.max_config_bytes {
+        0 => DEFAULT_MAX_FILE_BYTES,
+        n => n as u64,
+    }
+}
+
+/// A set of files, identified by a hash of their content.
+///
+/// Built by [`DataBundle::from_zip`], [`DataBundle::from_dir`] or [`DataBundle::from_path`]; stored
+/// on an engine by [`DataBundle::push`]. The files are held in memory, sorted by path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataBundle {
+    /// Content-derived id, see [`DataBundle::id`].
+    id: String,
+    /// Relative path (`/`-separated) to content.
+    files: BTreeMap<String, Vec<u8>>,
+    /// Sum of the files' sizes.
+    total_bytes: u64,
+}
+
+impl DataBundle {
+    /// Builds a bundle from files already checked by intake.
+    fn new(files: BTreeMap<String, Vec<u8>>) -> Self {
+        let total_bytes = files.values().map(|c| c.len() as u64).sum();
+        DataBundle { id: content_id(&files), files, total_bytes }
+    }
+
+    /// The bundle's id: the same content always has the same id.
+    ///
+    /// It is the first [`ID_LEN`] hex digits of SHA-256 over `"atq-bundle-v1\0"`, then for each
+    /// file in path order: the path's length (8 bytes, big-endian), the path, the content's length
+    /// (8 bytes, big-endian), the content. The lengths make the framing unambiguous; names,
+    /// timestamps, compression and entry order in an archive play no part.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The files: relative path (`/`-separated, e.g. `plans/a/b.jmx`) to content, sorted by path.
+    #[must_use]
+    pub fn files(&self) -> &BTreeMap<String, Vec<u8>> {
+        &self.files
+    }
+
+    /// Number of files.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether the bundle has no files (never true for a bundle built by this module).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Sum of the files' sizes, in bytes.
+    #[must_use]
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+}
+
+/// See [`DataBundle::id`].
+fn content_id(files: &BTreeMap<String, Vec<u8>>) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"atq-bundle-v1\0");
+    for (path, content) in files {
+        hash.update((path.len() as u64).to_be_bytes());
+        hash.update(path.as_bytes());
+        hash.update((content.len() as u64).to_be_bytes());
+        hash.update(content);
+    }
+    let digest = hash.finalize();
+    let mut id = String::with_capacity(ID_LEN);
+    for byte in digest.iter().take(ID_LEN / 2) {
+        let _ = write!(id, "{byte:02x}");
+    }
+    id
+}
+
+/// Whether `id` has the shape of a bundle id (lower-case hex, [`ID_LEN`] digits).
+#[must_use]
+pub fn is_bundle_id(id: &str) -> bool {
+    id.len() == ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}

@@ -1,0 +1,239 @@
+//! Bundles on the engine: one swarm config per file, found again by label.
+//!
+//! A bundle's file number `i` (in path order) is the config `atq-data-<id>-<i>`, labelled
+//! [`MANAGED`](labels::MANAGED)`=true`, [`ROLE`](labels::ROLE)`=data`, [`BUNDLE`](labels::BUNDLE)`=<id>`,
+//! [`BUNDLE_PATH`](labels::BUNDLE_PATH)`=<relative path>`, [`BUNDLE_FILES`](labels::BUNDLE_FILES) and
+//! [`BUNDLE_BYTES`](labels::BUNDLE_BYTES) (the whole bundle's file count and size). Names follow
+//! from the content, so two processes pushing the same data race harmlessly: the engine's unique
+//! config names make one create win and the other see a conflict, which is fine.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::{max_config_bytes, DataBundle, DataError, DATA_DIR};
+use crate::cluster::{Cluster, ConfigMount, ConfigSpec, LabelSelector, Resource, ResourceKind};
+use crate::error::{Error, Result};
+use crate::labels::{self, Role};
+
+/// A bundle stored on the engine, as [`list_bundles`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BundleInfo {
+    /// The bundle id (what a task's `fileid` names).
+    pub id: String,
+    /// Files stored on the engine.
+    pub files: usize,
+    /// Files the bundle has, from its labels; more than `files` when a push was interrupted.
+    pub expected_files: Option<usize>,
+    /// Total bytes of the bundle's files, from its labels.
+    pub bytes: Option<u64>,
+    /// When its first config was created, in unix seconds (if the engine says).
+    pub created_unix: Option<i64>,
+}
+
+impl BundleInfo {
+    /// Whether every file of the bundle is stored.
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.expected_files.is_none_or(|n| n <= self.files)
+    }
+}
+
+/// The config holding file number `index` of bundle `id`: at most 29 characters, well within the
+/// engine's 64, and only letters, digits and `-`.
+fn config_name(id: &str, index: usize) -> String {
+    format!("atq-data-{id}-{index}")
+}
+
+/// Every data config atq made.
+fn data_selector() -> LabelSelector {
+    LabelSelector::new().eq(labels::MANAGED, "true").eq(labels::ROLE, Role::Data.as_str())
+}
+
+/// The configs of bundle `id`.
+fn bundle_selector(id: &str) -> LabelSelector {
+    data_selector().eq(labels::BUNDLE, id)
+}
+
+impl DataBundle {
+    /// Stores the bundle on the engine, one swarm config per file, and returns its id.
+    ///
+    /// Idempotent: files already stored (by an earlier push of the same content, complete or
+    /// interrupted, or by a concurrent one) are kept, and only missing ones are created. When a
+    /// create fails, the configs this call created are removed before the error is returned. If
+    /// the returned future is dropped midway, the configs created so far stay (labelled, listed by
+    /// [`list_bundles`] as incomplete): push again to complete them, or [`remove_bundle`].
+    ///
+    /// # Errors
+    /// [`DataError::FileTooLarge`] when a file does not fit in one of this engine's configs
+    /// ([`EngineInfo::max_config_bytes`](crate::cluster::EngineInfo::max_config_bytes)), before
+    /// anything is stored; the engine's error when a create fails.
+    pub async fn push(&self, cluster: &dyn Cluster) -> Result<String> {
+        let limit = max_config_bytes(&cluster.info().await?);
+        for (path, content) in &self.files {
+            let size = content.len() as u64;
+            if size >= limit {
+                return Err(DataError::FileTooLarge {
+                    source_name: format!("bundle {}", self.id),
+                    entry: path.clone(),
+                    size,
+                    limit,
+                }
+                .into());
+            }
+        }
+        let existing: BTreeSet<String> = cluster
+            .list_resources(ResourceKind::Config, &bundle_selector(&self.id))
+            .await?
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        let mut created = Vec::new();
+        for (index, (path, content)) in self.files.iter().enumerate() {
+            let name = config_name(&self.id, index);
+            if existing.contains(&name) {
+                continue;
+            }
+            let spec = ConfigSpec { name: name.clone(), data: content.clone(), labels: self.config_labels(path) };
+            match cluster.create_config(&spec).await {
+                Ok(_) => created.push(name),
+                Err(Error::Conflict { .. }) => {}
+                Err(e) => {
+                    for name in created.iter().rev() {
+                        if let Err(undo) = cluster.remove_config(name).await {
+                            tracing::warn!(config = %name, error = %undo, "could not remove a config while undoing a failed push");
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(self.id.clone())
+    }
+
+    /// The labels of the config holding the file at `path`.
+    fn config_labels(&self, path: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (labels::MANAGED.to_owned(), "true".to_owned()),
+            (labels::ROLE.to_owned(), Role::Data.as_str().to_owned()),
+            (labels::BUNDLE.to_owned(), self.id.clone()),
+            (labels::BUNDLE_PATH.to_owned(), path.to_owned()),
+            (labels::BUNDLE_FILES.to_owned(), self.files.len().to_string()),
+            (labels::BUNDLE_BYTES.to_owned(), self.total_bytes.to_string()),
+        ])
+    }
+}
+
+fn label_number<T: std::str::FromStr>(r: &Resource, key: &str) -> Option<T> {
+    r.labels.get(key).and_then(|v| v.parse().ok())
+}
+
+/// Every bundle stored on the engine, sorted by id.
+///
+/// # Errors
+/// The engine's error when listing configs fails.
+pub async fn list_bundles(cluster: &dyn Cluster) -> Result<Vec<BundleInfo>> {
+    let mut bundles: BTreeMap<String, BundleInfo> = BTreeMap::new();
+    for config in cluster.list_resources(ResourceKind::Config, &data_selector()).await? {
+        let Some(id) = config.labels.get(labels::BUNDLE) else { continue };
+        let info = bundles.entry(id.clone()).or_insert_with(|| BundleInfo {
+            id: id.clone(),
+            files: 0,
+            expected_files: None,
+            bytes: None,
+            created_unix: None,
+        });
+        info.files += 1;
+        info.expected_files = info.expected_files.or(label_number(&config, labels::BUNDLE_FILES));
+        info.bytes = info.bytes.or(label_number(&config, labels::BUNDLE_BYTES));
+        info.created_unix = match (info.created_unix, config.created_unix) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(bundles.into_values().collect())
+}
+
+/// The services that mount bundle `id` (their [`USES_BUNDLES`](labels::USES_BUNDLES) label names it).
+///
+/// # Errors
+/// The engine's error when listing services fails.
+pub async fn bundle_users(cluster: &dyn Cluster, id: &str) -> Result<Vec<String>> {
+    let services =
+        cluster.list_resources(ResourceKind::Service, &LabelSelector::new().has(labels::USES_BUNDLES)).await?;
+    let mut users: Vec<String> = services
+        .into_iter()
+        .filter(|s| s.labels.get(labels::USES_BUNDLES).is_some_and(|v| v.split(',').any(|u| u.trim() == id)))
+        .map(|s| s.name)
+        .collect();
+    users.sort();
+    Ok(users)
+}
+
+/// Removes bundle `id` from the engine, refusing while a service mounts it.
+///
+/// The engine itself also refuses to remove a config a service uses, so a task deployed between
+/// the check and the removal makes this fail rather than break the task.
+///
+/// # Errors
+/// [`DataError::InUse`] naming the services that mount it; [`DataError::NotFound`] when no config
+/// of the bundle exists; the engine's error when a removal fails (the other configs are still tried).
+pub async fn remove_bundle(cluster: &dyn Cluster, id: &str) -> Result<()> {
+    let services = bundle_users(cluster, id).await?;
+    if !services.is_empty() {
+        return Err(DataError::InUse { id: id.to_owned(), services }.into());
+    }
+    let configs = cluster.list_resources(ResourceKind::Config, &bundle_selector(id)).await?;
+    if configs.is_empty() {
+        return Err(DataError::NotFound { id: id.to_owned() }.into());
+    }
+    let mut first_error = None;
+    for config in configs {
+        match cluster.remove_config(&config.name).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// The config mounts that put bundle `id`'s files under `/atq/data/<relative path>`, sorted by
+/// path. The [`Director`](crate::Director) calls it at deploy time for a service whose `fileid`
+/// names a bundle.
+///
+/// # Errors
+/// [`DataError::NotFound`] when the bundle does not exist; [`DataError::Incomplete`] when some of
+/// its files are missing (an interrupted push); the engine's error when listing fails.
+pub async fn bundle_mounts(cluster: &dyn Cluster, id: &str) -> Result<Vec<ConfigMount>> {
+    let configs = cluster.list_resources(ResourceKind::Config, &bundle_selector(id)).await?;
+    if configs.is_empty() {
+        return Err(DataError::NotFound { id: id.to_owned() }.into());
+    }
+    let expected = configs.iter().filter_map(|c| label_number::<usize>(c, labels::BUNDLE_FILES)).max().unwrap_or(0);
+    let mut by_path = BTreeMap::new();
+    for config in configs {
+        let Some(path) = config.labels.get(labels::BUNDLE_PATH) else { continue };
+        if !is_clean_relative(path) {
+            return Err(DataError::UnsafePath {
+                source_name: format!("bundle {id} on the engine"),
+                entry: path.clone(),
+                rule: "its stored path is not a plain relative path",
+            }
+            .into());
+        }
+        let target = format!("{DATA_DIR}/{path}");
+        by_path.insert(path.clone(), ConfigMount { config_id: config.id, config_name: config.name, target });
+    }
+    if by_path.len() < expected {
+        return Err(DataError::Incomplete { id: id.to_owned(), stored: by_path.len(), expected }.into());
+    }
+    Ok(by_path.into_values().collect())
+}
+
+/// Whether `path` is a `/`-separated relative path of plain names (as intake guarantees).
+fn is_clean_relative(path: &str) -> bool {
+    !path.is_empty() && !path.contains(['\0', '\\']) && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}

@@ -1,1 +1,0 @@
-//! atq examples crate.
