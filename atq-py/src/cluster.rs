@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 
 use atq_core::cluster::fake::{CallKind, Matcher, Script};
 use atq_core::labels::Role;
-use atq_core::{Cluster, FakeCluster};
+use atq_core::{Cluster, DockerCluster, FakeCluster};
 
 use crate::convert::seconds;
 use crate::error::invalid;
@@ -158,14 +158,11 @@ impl PyDockerCluster {
     }
 }
 
-/// Connects to a Docker engine.
+/// Connects to a Docker engine (and checks it is a swarm manager).
 async fn connect(host: Option<String>) -> atq_core::Result<Arc<dyn Cluster>> {
-    // DockerCluster is still a stub on this branch (its `connect` lands with the Docker
-    // issue): report an unreachable engine rather than panicking in its `todo!()`s.
-    let host =
-        host.or_else(|| std::env::var("DOCKER_HOST").ok()).unwrap_or_else(|| "unix:///var/run/docker.sock".into());
-    Err(atq_core::Error::EngineUnreachable {
-        host,
-        message: "this build of atq has no Docker engine support yet (DockerCluster is a stub)".into(),
-    })
+    let cluster = match host {
+        Some(host) => DockerCluster::connect_with(&host).await?,
+        None => DockerCluster::connect().await?,
+    };
+    Ok(Arc::new(cluster))
 }

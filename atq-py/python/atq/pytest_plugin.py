@@ -30,9 +30,10 @@ def atq_docker_cluster() -> atq.DockerCluster:
     try:
         return atq.DockerCluster()
     except atq.EngineError as e:
-        if _engine_required():
-            pytest.fail(f"ATQ_REQUIRE_ENGINE is set but no Docker swarm engine is reachable: {e}", pytrace=False)
-        pytest.skip(f"no Docker swarm engine reachable (set ATQ_REQUIRE_ENGINE=1 to fail instead): {e}")
+        reason = str(e)
+    if _engine_required():
+        pytest.fail(f"ATQ_REQUIRE_ENGINE is set but no Docker swarm engine is reachable: {reason}", pytrace=False)
+    pytest.skip(f"no Docker swarm engine reachable (set ATQ_REQUIRE_ENGINE=1 to fail instead): {reason}")
 
 
 @pytest.fixture
