@@ -2,14 +2,14 @@
 
 import datetime
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal, Optional, TypedDict, Union
+from typing import Any, Literal, Optional, TypedDict, Union, final
 
 from typing_extensions import Self
 
 __version__: str
 
-Seconds = Union[int, float, datetime.timedelta]
-EventCallback = Callable[[dict[str, Any]], object]
+_Seconds = Union[int, float, datetime.timedelta]
+_EventCallback = Callable[[dict[str, Any]], object]
 
 # --- errors ----------------------------------------------------------------------------------
 
@@ -53,35 +53,36 @@ class DataError(AtqError):
 
 # --- what to run -----------------------------------------------------------------------------
 
+@final
 class HealthCheck:
     """A container health check: a worker counts as ready once it passes."""
 
-    def __init__(
-        self,
+    def __new__(cls,
         test: str,
         *,
-        interval: Optional[Seconds] = None,
-        timeout: Optional[Seconds] = None,
+        interval: Optional[_Seconds] = None,
+        timeout: Optional[_Seconds] = None,
         retries: Optional[int] = None,
-        start_period: Optional[Seconds] = None,
-    ) -> None: ...
+        start_period: Optional[_Seconds] = None,
+    ) -> Self: ...
     @property
     def test(self) -> str: ...
 
+@final
 class Resources:
     """CPU and memory limits of each replica."""
 
-    def __init__(self, *, cpus: Optional[float] = None, memory: Optional[int] = None) -> None: ...
+    def __new__(cls, *, cpus: Optional[float] = None, memory: Optional[int] = None) -> Self: ...
     @property
     def cpus(self) -> Optional[float]: ...
     @property
     def memory(self) -> Optional[int]: ...
 
+@final
 class Service:
     """One role's container spec (the workers' or the master's)."""
 
-    def __init__(
-        self,
+    def __new__(cls,
         image: str,
         *,
         replicas: int = 1,
@@ -95,7 +96,7 @@ class Service:
         resources: Optional[Resources] = None,
         constraints: Optional[Sequence[str]] = None,
         labels: Optional[Mapping[str, str]] = None,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def image(self) -> str: ...
     @property
@@ -121,17 +122,17 @@ class Service:
     @property
     def labels(self) -> dict[str, str]: ...
 
+@final
 class WaitCommand:
     """A probe run on the task network until its output matches, before the master starts."""
 
-    def __init__(
-        self,
+    def __new__(cls,
         command: str,
         *,
         expected_result: Optional[str] = None,
-        timeout: Optional[Seconds] = None,
+        timeout: Optional[_Seconds] = None,
         image: Optional[str] = None,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def command(self) -> str: ...
     @property
@@ -141,22 +142,22 @@ class WaitCommand:
     @property
     def image(self) -> Optional[str]: ...
 
+@final
 class Task:
     """A validated task: name, workers, master, and options."""
 
-    def __init__(
-        self,
+    def __new__(cls,
         name: str,
         worker: Service,
         master: Service,
         *,
         wait_command: Optional[WaitCommand] = None,
-        delay: Optional[Seconds] = None,
-        start_timeout: Optional[Seconds] = None,
-        run_timeout: Optional[Seconds] = None,
-        ttl: Optional[Seconds] = None,
+        delay: Optional[_Seconds] = None,
+        start_timeout: Optional[_Seconds] = None,
+        run_timeout: Optional[_Seconds] = None,
+        ttl: Optional[_Seconds] = None,
         labels: Optional[Mapping[str, str]] = None,
-    ) -> None: ...
+    ) -> Self: ...
     @classmethod
     def from_yaml(cls, text: str) -> Task:
         """Reads a task file (YAML, ATQ-Director's field names)."""
@@ -191,18 +192,18 @@ class Task:
 
 # --- engines ---------------------------------------------------------------------------------
 
+@final
 class FakeCluster:
     """An in-memory engine for unit tests."""
 
-    def __init__(
-        self,
+    def __new__(cls,
         *,
-        latency: Optional[Seconds] = None,
+        latency: Optional[_Seconds] = None,
         master_exit_code: Optional[int] = None,
         master_logs: Union[str, Sequence[str], None] = None,
         missing_images: Optional[Sequence[str]] = None,
-    ) -> None: ...
-    def set_latency(self, latency: Seconds) -> None: ...
+    ) -> Self: ...
+    def set_latency(self, latency: _Seconds) -> None: ...
     def master_exits(self, code: int, logs: Union[str, Sequence[str], None] = None) -> None: ...
     def master_never_exits(self) -> None: ...
     def probe_output(self, code: int, output: str) -> None: ...
@@ -215,14 +216,16 @@ class FakeCluster:
     def networks(self) -> list[str]: ...
     def service_env(self, name: str) -> Optional[dict[str, str]]: ...
 
+@final
 class DockerCluster:
     """A Docker engine in swarm mode, connected when created (raises ``EngineError``)."""
 
-    def __init__(self, host: Optional[str] = None) -> None: ...
+    def __new__(cls, host: Optional[str] = None) -> Self: ...
 
 # --- running tasks ---------------------------------------------------------------------------
 
-class TaskInfo(TypedDict):
+class _TaskInfo(TypedDict):
+    # also `exit_code` (state "finished") or `reason` (state "failed")
     name: str
     state: Literal["deploying", "running", "finished", "failed"]
     workers_running: int
@@ -233,10 +236,11 @@ class TaskInfo(TypedDict):
     created: Optional[int]
     resources: list[dict[str, Any]]
 
-class PruneReport(TypedDict):
+class _PruneReport(TypedDict):
     tasks: list[str]
     resources: int
 
+@final
 class Outcome:
     """What the master did once it exited."""
 
@@ -258,6 +262,7 @@ class Outcome:
     def succeeded(self) -> bool: ...
     def to_dict(self) -> dict[str, Any]: ...
 
+@final
 class Deployment:
     """A deployed task; a (sync or async) context manager that tears it down on exit."""
 
@@ -267,8 +272,8 @@ class Deployment:
     def task(self) -> Task: ...
     @property
     def workers(self) -> list[str]: ...
-    def wait(self, timeout: Optional[Seconds] = None) -> Outcome: ...
-    def wait_async(self, timeout: Optional[Seconds] = None) -> Awaitable[Outcome]: ...
+    def wait(self, timeout: Optional[_Seconds] = None) -> Outcome: ...
+    def wait_async(self, timeout: Optional[_Seconds] = None) -> Awaitable[Outcome]: ...
     def teardown(self) -> None: ...
     def teardown_async(self) -> Awaitable[None]: ...
     def keep(self) -> None: ...
@@ -277,22 +282,22 @@ class Deployment:
     def __aenter__(self) -> Awaitable[Self]: ...
     def __aexit__(self, *exc: object) -> Awaitable[Optional[bool]]: ...
 
+@final
 class Director:
     """Runs tasks on a cluster."""
 
-    def __init__(
-        self,
+    def __new__(cls,
         cluster: Union[DockerCluster, FakeCluster],
         *,
-        on_event: Optional[EventCallback] = None,
+        on_event: Optional[_EventCallback] = None,
         concurrency: Optional[int] = None,
-    ) -> None: ...
-    def deploy(self, task: Task, *, on_event: Optional[EventCallback] = None) -> Deployment: ...
-    def deploy_async(self, task: Task, *, on_event: Optional[EventCallback] = None) -> Awaitable[Deployment]: ...
-    def run(self, task: Task, *, on_event: Optional[EventCallback] = None) -> Outcome: ...
-    def run_async(self, task: Task, *, on_event: Optional[EventCallback] = None) -> Awaitable[Outcome]: ...
-    def list(self) -> list[TaskInfo]: ...
-    def inspect(self, name: str) -> TaskInfo: ...
+    ) -> Self: ...
+    def deploy(self, task: Task, *, on_event: Optional[_EventCallback] = None) -> Deployment: ...
+    def deploy_async(self, task: Task, *, on_event: Optional[_EventCallback] = None) -> Awaitable[Deployment]: ...
+    def run(self, task: Task, *, on_event: Optional[_EventCallback] = None) -> Outcome: ...
+    def run_async(self, task: Task, *, on_event: Optional[_EventCallback] = None) -> Awaitable[Outcome]: ...
+    def list(self) -> list[_TaskInfo]: ...
+    def inspect(self, name: str) -> _TaskInfo: ...
     def teardown(self, name: str) -> None: ...
-    def prune(self) -> PruneReport: ...
-    def prune_all(self) -> PruneReport: ...
+    def prune(self) -> _PruneReport: ...
+    def prune_all(self) -> _PruneReport: ...
