@@ -134,9 +134,18 @@ where
                 };
                 return match (value, drained) {
                     (Ok(v), Err(callback_err)) => {
-                        // The callback failed after the work finished: drop the result inside the
-                        // runtime (a Deployment tears itself down in the background) and raise.
-                        rt.block_on(async move { drop(v) });
+                        // The callback failed after the work finished: undo it as a cancel would
+                        // (a dropped Deployment tears itself down in the background) and raise.
+                        let director = director.cloned();
+                        wait_cleanup(
+                            py,
+                            rt.spawn(async move {
+                                drop(v);
+                                if let Some(director) = director {
+                                    director.settled().await;
+                                }
+                            }),
+                        );
                         Err(callback_err)
                     }
                     (value, _) => value,
@@ -163,7 +172,7 @@ fn cancel<T: Send + 'static>(
     let rt = runtime();
     handle.abort();
     let director = director.cloned();
-    let mut cleanup = rt.spawn(async move {
+    let cleanup = rt.spawn(async move {
         // A result that raced the abort is dropped here, in the runtime.
         drop(handle.await);
         if let Some(work) = on_cancel {
@@ -173,6 +182,12 @@ fn cancel<T: Send + 'static>(
             director.settled().await;
         }
     });
+    wait_cleanup(py, cleanup);
+}
+
+/// Waits for a cleanup to finish, GIL released, until it ends or a Ctrl-C.
+fn wait_cleanup(py: Python<'_>, mut cleanup: tokio::task::JoinHandle<()>) {
+    let rt = runtime();
     loop {
         let finished = py.detach(|| rt.block_on(async { tokio::time::timeout(TICK, &mut cleanup).await.is_ok() }));
         if finished {
