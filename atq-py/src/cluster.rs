@@ -1,0 +1,168 @@
+//! `atq.FakeCluster` and `atq.DockerCluster`: the engines a `Director` can drive.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+
+use atq_core::cluster::fake::{CallKind, Matcher, Script};
+use atq_core::labels::Role;
+use atq_core::{Cluster, DockerCluster, FakeCluster};
+
+use crate::convert::seconds;
+use crate::error::invalid;
+
+/// An in-memory engine for your own unit tests: deterministic, instant by default, scriptable.
+///
+/// Replicas start after `latency` seconds and get addresses from their network's subnet; the
+/// master exits with `master_exit_code` (0 by default) after printing `master_logs`; images in
+/// `missing_images` are rejected as on an engine where they do not exist. Keep a reference to
+/// inspect the engine (`is_empty()`, `services()`) while a `Director` drives it.
+#[pyclass(name = "FakeCluster", module = "atq", frozen)]
+#[derive(Clone)]
+pub struct PyFakeCluster {
+    pub(crate) inner: FakeCluster,
+}
+
+#[pymethods]
+impl PyFakeCluster {
+    /// A fresh fake engine (a one-node swarm manager).
+    #[new]
+    #[pyo3(signature = (*, latency=None, master_exit_code=None, master_logs=None, missing_images=None))]
+    fn new(
+        latency: Option<&Bound<'_, PyAny>>,
+        master_exit_code: Option<i64>,
+        master_logs: Option<&Bound<'_, PyAny>>,
+        missing_images: Option<Vec<String>>,
+    ) -> PyResult<Self> {
+        let fake = PyFakeCluster { inner: FakeCluster::new() };
+        if let Some(l) = latency {
+            fake.set_latency(l)?;
+        }
+        if master_exit_code.is_some() || master_logs.is_some() {
+            fake.master_exits(master_exit_code.unwrap_or(0), master_logs)?;
+        }
+        for image in missing_images.unwrap_or_default() {
+            fake.inner.missing_image(image);
+        }
+        Ok(fake)
+    }
+
+    /// Replicas of services created from now on stay pending for `latency` seconds.
+    fn set_latency(&self, latency: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inner.set_latency(seconds("latency", latency)?);
+        Ok(())
+    }
+
+    /// Masters created from now on exit with `code` right after starting, having printed `logs`
+    /// (a string, split into lines, or a list of lines).
+    #[pyo3(signature = (code, logs=None))]
+    fn master_exits(&self, code: i64, logs: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        self.inner.master_exits(code, lines("master_logs", logs)?);
+        Ok(())
+    }
+
+    /// Masters created from now on run until removed (for `Deployment.wait(timeout=...)`).
+    fn master_never_exits(&self) {
+        self.inner.script(Matcher::role(Role::Master), Script::runs_until_removed());
+    }
+
+    /// Wait-command probes created from now on exit with `code` having printed `output`.
+    fn probe_output(&self, code: i64, output: &str) {
+        self.inner.probe_output(code, output);
+    }
+
+    /// The image does not exist: replicas of services using it are rejected
+    /// (`atq.ReplicaFailed`, "No such image").
+    fn missing_image(&self, image: String) {
+        self.inner.missing_image(image);
+    }
+
+    /// Replicas of services using `image` stay pending for ever (for `atq.DeployTimeout`).
+    fn never_starts(&self, image: String) {
+        self.inner.never_starts(Matcher::image(image));
+    }
+
+    /// The `nth` call (1: the next) of the engine operation `kind` (`create_network`,
+    /// `create_service`, `remove_service`, `replicas`, `logs`, `list_resources`, …) fails
+    /// with an engine error (`atq.EngineError`).
+    #[pyo3(signature = (kind, nth=1))]
+    fn fail_call(&self, kind: &str, nth: u64) -> PyResult<()> {
+        let Some(k) = CallKind::ALL.into_iter().find(|k| k.as_str() == kind) else {
+            let names: Vec<&str> = CallKind::ALL.iter().map(|k| k.as_str()).collect();
+            return Err(invalid("kind", format!("unknown call {kind:?}; one of: {}", names.join(", "))));
+        };
+        self.inner.fail_call(k, nth);
+        Ok(())
+    }
+
+    /// Kills the running replica `slot` (from 1) of `service` with `exit_code`.
+    #[pyo3(signature = (service, slot, exit_code=137))]
+    fn kill_replica(&self, service: &str, slot: u32, exit_code: i64) -> PyResult<()> {
+        self.inner.kill_replica(service, slot, exit_code).map_err(crate::error::to_py)
+    }
+
+    /// Whether the engine holds no network, service or config (nothing was left behind).
+    fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// Names of the services on the engine, sorted.
+    fn services(&self) -> Vec<String> {
+        self.inner.services()
+    }
+
+    /// Names of the networks on the engine, sorted.
+    fn networks(&self) -> Vec<String> {
+        self.inner.networks()
+    }
+
+    /// The environment a service was created with (`WORKER_CSV_VIPS`, `ATQ_ROLE`, …), or None.
+    fn service_env(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.inner.service_spec(name).map(|s| s.env.into_iter().collect())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("FakeCluster(services={:?})", self.inner.services())
+    }
+}
+
+fn lines(field: &str, logs: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
+    let Some(logs) = logs.filter(|l| !l.is_none()) else {
+        return Ok(Vec::new());
+    };
+    if let Ok(text) = logs.extract::<String>() {
+        return Ok(text.lines().map(str::to_owned).collect());
+    }
+    logs.extract().map_err(|_| invalid(field, "must be a string or a list of strings"))
+}
+
+/// A Docker engine in swarm mode (connected when created): `DOCKER_HOST`, or the local socket.
+///
+/// Raises `atq.EngineError` when the engine is unreachable or not a swarm manager (run
+/// `docker swarm init`, on one machine `docker swarm init --advertise-addr 127.0.0.1`).
+#[pyclass(name = "DockerCluster", module = "atq", frozen)]
+pub struct PyDockerCluster {
+    pub(crate) inner: Arc<dyn Cluster>,
+}
+
+#[pymethods]
+impl PyDockerCluster {
+    /// Connects to the engine at `host` (`unix:///var/run/docker.sock`, `tcp://…`), or where
+    /// `DOCKER_HOST` points, or the default socket.
+    #[new]
+    #[pyo3(signature = (host=None))]
+    fn new(py: Python<'_>, host: Option<String>) -> PyResult<Self> {
+        let inner = crate::runtime::block_on(py, None, None, None, connect(host))?;
+        Ok(PyDockerCluster { inner })
+    }
+}
+
+/// Connects to a Docker engine (and checks it is a swarm manager).
+async fn connect(host: Option<String>) -> atq_core::Result<Arc<dyn Cluster>> {
+    let cluster = match host {
+        Some(host) => DockerCluster::connect_with(&host).await?,
+        None => DockerCluster::connect().await?,
+    };
+    Ok(Arc::new(cluster))
+}

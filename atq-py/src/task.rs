@@ -1,0 +1,230 @@
+//! `atq.Task` and `atq.WaitCommand`: what to run.
+
+use std::collections::BTreeMap;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyType};
+
+use atq_core::{Task, WaitCommand};
+
+use crate::convert::opt_seconds;
+use crate::error::validation;
+use crate::service::PyService;
+
+/// The seed's "wait command": a probe run on the task network, with the worker list in its
+/// environment, until its output contains `expected_result` (or it exits 0), at most `timeout`
+/// seconds, before the master starts.
+#[pyclass(name = "WaitCommand", module = "atq", frozen, eq)]
+#[derive(Clone, PartialEq)]
+pub struct PyWaitCommand {
+    pub(crate) inner: WaitCommand,
+}
+
+#[pymethods]
+impl PyWaitCommand {
+    /// A probe running the shell command `command`; `image` defaults to the workers' image.
+    #[new]
+    #[pyo3(signature = (command, *, expected_result=None, timeout=None, image=None))]
+    fn new(
+        command: String,
+        expected_result: Option<String>,
+        timeout: Option<&Bound<'_, PyAny>>,
+        image: Option<String>,
+    ) -> PyResult<Self> {
+        let mut w = WaitCommand::new(command);
+        if let Some(e) = expected_result {
+            w = w.expect(e);
+        }
+        if let Some(t) = opt_seconds("waitCommand.timeout", timeout)? {
+            w = w.timeout(t);
+        }
+        if let Some(i) = image {
+            w = w.image(i);
+        }
+        Ok(PyWaitCommand { inner: w })
+    }
+
+    /// The shell command.
+    #[getter]
+    fn command(&self) -> &str {
+        &self.inner.command
+    }
+
+    /// The text the output must contain, if any.
+    #[getter]
+    fn expected_result(&self) -> Option<&str> {
+        self.inner.expected_result.as_deref()
+    }
+
+    /// How long to keep trying, in seconds.
+    #[getter]
+    fn timeout(&self) -> f64 {
+        self.inner.timeout.as_secs_f64()
+    }
+
+    /// The probe's image, if not the workers'.
+    #[getter]
+    fn image(&self) -> Option<&str> {
+        self.inner.image.as_deref()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("WaitCommand({:?}, expected_result={:?})", self.inner.command, self.inner.expected_result)
+    }
+}
+
+/// A validated task: a name, the workers, the master, and optional wait command, delay,
+/// timeouts and labels. Built from arguments, or read from ATQ-Director's payload format
+/// (`from_yaml`, `from_json`, `from_dict`). Invalid input raises `atq.ValidationError` naming
+/// the field.
+#[pyclass(name = "Task", module = "atq", frozen, eq)]
+#[derive(Clone, PartialEq)]
+pub struct PyTask {
+    pub(crate) inner: Task,
+}
+
+#[pymethods]
+impl PyTask {
+    /// A task: `worker` runs `worker.replicas` times, then `master` runs once with
+    /// `WORKER_CSV_VIPS` listing the workers' addresses. Times are seconds (or `timedelta`).
+    #[new]
+    #[pyo3(signature = (name, worker, master, *, wait_command=None, delay=None, start_timeout=None,
+                        run_timeout=None, ttl=None, labels=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        name: String,
+        worker: PyRef<'_, PyService>,
+        master: PyRef<'_, PyService>,
+        wait_command: Option<PyRef<'_, PyWaitCommand>>,
+        delay: Option<&Bound<'_, PyAny>>,
+        start_timeout: Option<&Bound<'_, PyAny>>,
+        run_timeout: Option<&Bound<'_, PyAny>>,
+        ttl: Option<&Bound<'_, PyAny>>,
+        labels: Option<BTreeMap<String, String>>,
+    ) -> PyResult<Self> {
+        let mut b = Task::builder(name).workers(worker.inner.clone()).master(master.inner.clone());
+        if let Some(w) = wait_command {
+            b = b.wait_command(w.inner.clone());
+        }
+        if let Some(d) = opt_seconds("delay", delay)? {
+            b = b.delay(d);
+        }
+        if let Some(d) = opt_seconds("startTimeout", start_timeout)? {
+            b = b.start_timeout(d);
+        }
+        if let Some(d) = opt_seconds("runTimeout", run_timeout)? {
+            b = b.run_timeout(d);
+        }
+        if let Some(d) = opt_seconds("ttl", ttl)? {
+            b = b.ttl(d);
+        }
+        for (k, v) in labels.unwrap_or_default() {
+            b = b.label(k, v);
+        }
+        let py = worker.py();
+        b.build().map(|inner| PyTask { inner }).map_err(|e| validation(py, e))
+    }
+
+    /// Reads a task file (YAML, ATQ-Director's field names).
+    #[classmethod]
+    fn from_yaml(_cls: &Bound<'_, PyType>, text: &str) -> PyResult<Self> {
+        Task::from_yaml_str(text).map(|inner| PyTask { inner }).map_err(|e| Python::attach(|py| validation(py, e)))
+    }
+
+    /// Reads a task from JSON (ATQ-Director's payload).
+    #[classmethod]
+    fn from_json(_cls: &Bound<'_, PyType>, text: &str) -> PyResult<Self> {
+        Task::from_json_str(text).map(|inner| PyTask { inner }).map_err(|e| Python::attach(|py| validation(py, e)))
+    }
+
+    /// Reads a task from a dict shaped like ATQ-Director's JSON payload.
+    #[classmethod]
+    fn from_dict(cls: &Bound<'_, PyType>, data: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let text: String = cls.py().import("json")?.call_method1("dumps", (data,))?.extract()?;
+        Self::from_json(cls, &text)
+    }
+
+    /// The task as JSON (ATQ-Director's payload format).
+    fn to_json(&self) -> String {
+        self.inner.to_json()
+    }
+
+    /// The task as a YAML task file.
+    fn to_yaml(&self) -> String {
+        self.inner.to_yaml()
+    }
+
+    /// The task as a dict (the JSON payload, parsed).
+    fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        crate::convert::to_py(py, &self.inner)
+    }
+
+    /// The same task under another name (validated again).
+    fn renamed(&self, py: Python<'_>, name: String) -> PyResult<Self> {
+        self.inner.renamed(name).map(|inner| PyTask { inner }).map_err(|e| validation(py, e))
+    }
+
+    /// The task's name; engine objects are named `<name>_worker`, `<name>_master`, `<name>_net`.
+    #[getter]
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// The workers' service.
+    #[getter]
+    fn worker(&self) -> PyService {
+        PyService { inner: self.inner.workers().clone() }
+    }
+
+    /// The master's service.
+    #[getter]
+    fn master(&self) -> PyService {
+        PyService { inner: self.inner.master().clone() }
+    }
+
+    /// The wait command (probe), if any.
+    #[getter]
+    fn wait_command(&self) -> Option<PyWaitCommand> {
+        self.inner.wait_command().cloned().map(|inner| PyWaitCommand { inner })
+    }
+
+    /// Seconds to wait between the workers being ready and the master starting.
+    #[getter]
+    fn delay(&self) -> f64 {
+        self.inner.delay().as_secs_f64()
+    }
+
+    /// Seconds allowed for the workers (and then the master) to run.
+    #[getter]
+    fn start_timeout(&self) -> f64 {
+        self.inner.start_timeout().as_secs_f64()
+    }
+
+    /// Seconds `Director.run` waits for the master to exit, if limited.
+    #[getter]
+    fn run_timeout(&self) -> Option<f64> {
+        self.inner.run_timeout().map(|d| d.as_secs_f64())
+    }
+
+    /// Seconds after which `prune` may remove the task's leftovers.
+    #[getter]
+    fn ttl(&self) -> f64 {
+        self.inner.ttl().as_secs_f64()
+    }
+
+    /// Labels put on every engine object of the task.
+    #[getter]
+    fn labels(&self) -> BTreeMap<String, String> {
+        self.inner.labels().clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Task({:?}, worker={:?} x{}, master={:?})",
+            self.inner.name(),
+            self.inner.workers().image,
+            self.inner.workers().replicas,
+            self.inner.master().image
+        )
+    }
+}

@@ -1,0 +1,11 @@
+"""Shared helpers of the atq-py tests (the fixtures come from atq's own pytest plugin)."""
+
+import pytest
+
+import atq
+
+
+@pytest.fixture
+def task() -> atq.Task:
+    """A 3-worker task on a fake image."""
+    return atq.Task("t1", worker=atq.Service("img", replicas=3), master=atq.Service("img"))
