@@ -1,1 +1,74 @@
-fn main() {}
+//! `atq`: run a distributed load test on Docker Swarm from a task file.
+//!
+//! Thin on purpose: parsing ([`cli`]), display ([`display`]) and exit codes ([`exit`]); every
+//! behaviour lives in `atq-core`.
+//!
+//! ## Layout
+//! - [`cli`]: the command line (clap derive), with the exit codes in `--help`.
+//! - [`run`]: `atq run` and `atq up`: progress, the master's logs, cleanup on interrupt.
+//! - [`commands`]: the other commands, one core call each.
+//! - [`display`]: progress bars, plain lines or JSON lines.
+//! - [`exit`]: every exit code, in one place.
+//! - [`error`]: what a command can fail with, and its one-line message.
+//! - [`engine`]: Docker, or the in-memory fake under `ATQ_FAKE=1`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+mod cli;
+mod cluster_info;
+mod commands;
+mod display;
+mod engine;
+mod error;
+mod exit;
+mod run;
+mod signals;
+mod taskfile;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version are not errors; bad usage is atq's own error (not the master's 2).
+            let code = if e.use_stderr() { exit::ATQ_ERROR } else { exit::SUCCESS };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing();
+    let json = cli.command.json();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            display::err(&format!("atq: error: cannot start the async runtime: {e}"));
+            return ExitCode::from(exit::ATQ_ERROR);
+        }
+    };
+    let result = runtime.block_on(async {
+        let mut signals = signals::Signals::listen()
+            .map_err(|e| error::CliError::Core(atq_core::Error::Io { path: "signal handlers".into(), source: e }))?;
+        commands::dispatch(cli.command, &mut signals).await
+    });
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if json {
+                display::out(&commands::error_json(&e));
+            }
+            display::err(&format!("atq: error: {e}"));
+            ExitCode::from(exit::of_error(&e))
+        }
+    }
+}
+
+/// `RUST_LOG` turns on tracing output (stderr); without it, only the core's warnings show.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("atq_core=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !display::no_color();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+}

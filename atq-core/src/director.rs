@@ -21,6 +21,7 @@ use crate::cluster::{
     Cluster, ConfigMount, ConfigSpec, LabelSelector, LogStream, NetworkSpec, Replica, ReplicaState, Resource,
     ResourceKind, ServiceSpec,
 };
+use crate::data;
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -299,6 +300,10 @@ impl Director {
         let name = task.name().to_owned();
         let network = task.network_name();
 
+        // 0. Data: a `fileid` naming no stored bundle fails here, before anything is created.
+        let worker_data = data::data_mounts(&**cluster, task.workers()).await?;
+        let master_data = data::data_mounts(&**cluster, task.master()).await?;
+
         // 1. The network is the lock: swarm network names are unique, so of two racing deploys
         //    of one name exactly one creates it.
         let spec = NetworkSpec {
@@ -315,7 +320,8 @@ impl Director {
 
         // 2. Workers.
         let parts = ServiceParts { task, role: Role::Worker, network: &network, deploy_id: &created.deploy_id };
-        let workers_spec = self.service_spec(&parts, task.workers(), task.worker_service_name());
+        let mut workers_spec = self.service_spec(&parts, task.workers(), task.worker_service_name());
+        worker_data.apply_to(&mut workers_spec);
         let replicas = workers_spec.replicas;
         let id = self.create_service(task, &workers_spec).await?;
         created.push(ResourceKind::Service, id);
@@ -348,6 +354,7 @@ impl Director {
 
         let parts = ServiceParts { task, role: Role::Master, network: &network, deploy_id: &created.deploy_id };
         let mut master = self.service_spec(&parts, task.master(), task.master_service_name());
+        master_data.apply_to(&mut master);
         if list.len() <= MAX_ENV_LIST_BYTES {
             master.env.push(("WORKER_CSV_VIPS".into(), list.clone()));
             master.env.push(("REMOTES".into(), list));
@@ -378,9 +385,6 @@ impl Director {
         let mut labels = self.base_labels(task, role, deploy_id);
         labels.extend(service.labels.clone());
         labels.insert(labels::REPLICAS.into(), service.replicas.to_string());
-        if let Some(id) = &service.fileid {
-            labels.insert(labels::USES_BUNDLES.into(), id.clone());
-        }
         let mut env = service.environment.clone();
         env.push(("ATQ_TASK".into(), task.name().into()));
         env.push(("ATQ_ROLE".into(), role.as_str().into()));

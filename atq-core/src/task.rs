@@ -184,18 +184,20 @@ impl Task {
 
     /// Reads a task from YAML (a task file). Every problem names its field.
     pub fn from_yaml_str(text: &str) -> Result<Task, ValidationError> {
-        serde_yaml_ng::from_str(text).map_err(|e| {
+        let file: TaskFile = serde_yaml_ng::from_str(text).map_err(|e| {
             let line = e.location().map(|l| l.line());
             parse_problem(&e.to_string(), line)
-        })
+        })?;
+        Task::try_from(file).map_err(|e| with_lines(e, text))
     }
 
     /// Reads a task from JSON (ATQ-Director's payload). Every problem names its field.
     pub fn from_json_str(text: &str) -> Result<Task, ValidationError> {
-        serde_json::from_str(text).map_err(|e| {
+        let file: TaskFile = serde_json::from_str(text).map_err(|e| {
             let line = (e.line() > 0).then_some(e.line());
             parse_problem(&e.to_string(), line)
-        })
+        })?;
+        Task::try_from(file).map_err(|e| with_lines(e, text))
     }
 
     /// Writes the task as YAML.
@@ -310,7 +312,7 @@ fn master_alias(s: &Service) -> &str {
 /// Turns a serde message into a problem naming the field where serde says which.
 fn parse_problem(message: &str, line: Option<usize>) -> ValidationError {
     // serde_yaml_ng prefixes a path ("worker.replicas: invalid type ..."); serde_json does not.
-    // Validation errors raised by `try_from` are already formatted as a list of problems.
+    // Rule problems are checked after parsing (see `with_lines`), so only syntax and type errors come here.
     let message = message.trim();
     let (field, rest) = match message.split_once(": ") {
         Some((head, rest)) if !head.contains(' ') && !head.is_empty() => (head.to_owned(), rest.to_owned()),
@@ -318,6 +320,45 @@ fn parse_problem(message: &str, line: Option<usize>) -> ValidationError {
     };
     let rest = strip_location(&rest);
     ValidationError { problems: vec![Problem { field, message: rest, line }] }
+}
+
+/// Gives each rule problem (found after parsing, so without a line) the line of its field in
+/// `text`, when the field can be found there; a missing field gets the line of its parent.
+fn with_lines(mut error: ValidationError, text: &str) -> ValidationError {
+    for p in &mut error.problems {
+        if p.line.is_none() {
+            p.line = line_of_field(text, &p.field);
+        }
+    }
+    error
+}
+
+/// The 1-based line where the field path (`worker.replicas`, `worker.environment[0]`) is written
+/// in a YAML or JSON text: each key is searched for after the line of the one before, as
+/// `key:`, `"key":` or `'key':`, at the start of a line or after `{`, `,` or `- `.
+fn line_of_field(text: &str, field: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut from = 0;
+    let mut found = None;
+    for key in field.split('.').map(|k| k.split('[').next().unwrap_or(k)).filter(|k| !k.is_empty()) {
+        let patterns = [format!("{key}:"), format!("\"{key}\":"), format!("'{key}':")];
+        let hit = lines.iter().enumerate().skip(from).find(|(_, line)| {
+            patterns.iter().any(|pat| {
+                line.match_indices(pat.as_str()).any(|(i, _)| {
+                    let before = line[..i].trim_end();
+                    before.is_empty() || before.ends_with(['{', ',', '-'])
+                })
+            })
+        });
+        match hit {
+            Some((i, _)) => {
+                found = Some(i + 1);
+                from = i;
+            }
+            None => break,
+        }
+    }
+    found
 }
 
 /// Finds the field a serde message is about ("unknown field `foo`", "missing field `image`").

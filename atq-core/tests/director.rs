@@ -546,3 +546,50 @@ async fn ten_thousand_workers_deploy_on_the_fake() {
     d.teardown().await.unwrap();
     assert!(fake.is_empty());
 }
+
+fn bundle_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("plans/nested")).unwrap();
+    std::fs::write(dir.path().join("plans/nested/plan.jmx"), "<jmeterTestPlan/>").unwrap();
+    std::fs::write(dir.path().join("users.csv"), "alice\nbob\n").unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn both_roles_see_a_bundle_under_atq_data_and_it_cannot_be_removed_while_in_use() {
+    let fake = FakeCluster::new();
+    let dir = bundle_dir();
+    let bundle = atq_core::DataBundle::from_dir(dir.path()).unwrap();
+    let id = bundle.push(&fake).await.unwrap();
+    let t = Task::builder("withdata")
+        .workers(Service::new("i").replicas(2).data(&id))
+        .master(Service::new("i").data(&id))
+        .build()
+        .unwrap();
+    let d = Director::new(fake.clone()).deploy(&t).await.unwrap();
+    for service in ["withdata_worker", "withdata_master"] {
+        let spec = fake.service_spec(service).unwrap();
+        let targets: BTreeSet<&str> = spec.configs.iter().map(|c| c.target.as_str()).collect();
+        assert!(targets.contains("/atq/data/plans/nested/plan.jmx"), "{service}: {targets:?}");
+        assert!(targets.contains("/atq/data/users.csv"), "{service}: {targets:?}");
+    }
+    let err = atq_core::data::remove_bundle(&fake, &id).await.unwrap_err();
+    assert!(err.to_string().contains("withdata_"), "names the services using it: {err}");
+    d.teardown().await.unwrap();
+    atq_core::data::remove_bundle(&fake, &id).await.unwrap();
+    assert!(fake.is_empty());
+}
+
+#[tokio::test]
+async fn a_deploy_naming_a_missing_bundle_fails_before_creating_anything() {
+    let fake = FakeCluster::new();
+    let t = Task::builder("nodata")
+        .workers(Service::new("i").data("0123456789abcdef"))
+        .master(Service::new("i"))
+        .build()
+        .unwrap();
+    let err = Director::new(fake.clone()).deploy(&t).await.unwrap_err();
+    assert!(matches!(err, Error::Data(atq_core::data::DataError::NotFound { .. })), "{err}");
+    assert!(err.to_string().contains("atq data push"), "{err}");
+    assert!(fake.call_log().iter().all(|c| c.kind == CallKind::ListResources), "nothing created");
+}

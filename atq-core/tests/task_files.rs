@@ -293,3 +293,16 @@ fn memory_sizes_accept_units_and_reject_nonsense() {
         .unwrap_err();
     assert!(e.to_string().contains("parsecs"), "{e}");
 }
+
+#[test]
+fn a_task_file_breaking_several_rules_lists_each_field_with_its_line() {
+    let text = "name: \"bad name!\"\nworker:\n  image: i\n  replicas: 0\nmaster:\n  image: \"\"\n";
+    let e = Task::from_yaml_str(text).unwrap_err();
+    let lines: Vec<(&str, Option<usize>)> = e.problems.iter().map(|p| (p.field.as_str(), p.line)).collect();
+    assert!(lines.contains(&("name", Some(1))), "{lines:?}");
+    assert!(lines.contains(&("worker.replicas", Some(4))), "{lines:?}");
+    assert!(lines.contains(&("master.image", Some(6))), "{lines:?}");
+    let json = "{\n  \"name\": \"a\",\n  \"worker\": {\"image\": \"i\", \"replicas\": 0},\n  \"master\": {\"image\": \"i\"}\n}";
+    let e = Task::from_json_str(json).unwrap_err();
+    assert_eq!((e.problems[0].field.as_str(), e.problems[0].line), ("worker.replicas", Some(3)));
+}

@@ -1,0 +1,166 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::exit;
+
+const ABOUT: &str = "Run a distributed load test (N workers + 1 master) on Docker Swarm from a task file";
+
+const LONG_ABOUT: &str = "\
+Run a distributed load test (N workers + 1 master) on Docker Swarm from a task file.
+
+atq deploys the task's workers on a private overlay network, tells the master where every
+worker is (WORKER_CSV_VIPS, REMOTES), waits for the master to finish, and removes everything
+it created. `atq run task.yaml` exits with the master's exit code.
+
+Task files are YAML or JSON (ATQ-Director's payload format; `.json` files are read as JSON).";
+
+const AFTER_HELP: &str = "\
+Environment:
+  DOCKER_HOST   the Docker engine to use (default: the local socket); it must be a swarm manager
+  RUST_LOG      tracing output on stderr, e.g. RUST_LOG=atq_core=debug
+  NO_COLOR      plain lines instead of progress bars
+  ATQ_FAKE=1    for testing the CLI: use an in-memory fake engine instead of Docker
+                (nothing is deployed; ATQ_FAKE_MASTER_EXIT=N scripts the master's exit code)";
+
+/// `atq`: the command line.
+#[derive(Debug, Parser)]
+#[command(name = "atq", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(after_help = format!("{}\n\n{AFTER_HELP}", exit::HELP))]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Deploy a task, stream its master's logs, tear it down, exit with the master's exit code.
+    #[command(after_help = exit::HELP)]
+    Run(RunArgs),
+    /// Deploy a task and leave it running; print its name and worker addresses.
+    Up(UpArgs),
+    /// Remove every engine object of a task.
+    Down {
+        /// The task's name.
+        name: String,
+    },
+    /// List the atq tasks on the engine, whoever deployed them.
+    Ls {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print what the engine holds of one task, as JSON.
+    Inspect {
+        /// The task's name.
+        name: String,
+    },
+    /// Print the logs of one role of a task.
+    Logs(LogsArgs),
+    /// Remove tasks whose owner process is gone or whose expiry passed.
+    Prune {
+        /// Remove every object atq created, running tasks included.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Check a task file without an engine; print every problem with its field and line.
+    Validate {
+        /// The task file (YAML or JSON; `-` reads stdin).
+        file: PathBuf,
+    },
+    /// Show the engine: version, swarm role, nodes, atq tasks.
+    Info {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    // `atq data push|ls|rm` joins here once data bundles land (issue 5).
+}
+
+impl Command {
+    /// Whether the command prints JSON (so its error is printed as JSON too).
+    #[must_use]
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Run(a) => a.json,
+            Command::Up(a) => a.json,
+            Command::Ls { json } | Command::Info { json } => *json,
+            _ => false,
+        }
+    }
+}
+
+/// Arguments of `atq run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The task file (YAML or JSON; `-` reads stdin).
+    pub file: PathBuf,
+    /// Leave the task on the engine after the master exits (`atq down NAME` removes it).
+    #[arg(long)]
+    pub keep: bool,
+    /// Give the master at most this many seconds to exit (default: the task's runTimeout).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Print one JSON object per line: events, log lines, and a final outcome.
+    #[arg(long)]
+    pub json: bool,
+    /// Use this task name instead of the file's.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// Arguments of `atq up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The task file (YAML or JSON; `-` reads stdin).
+    pub file: PathBuf,
+    /// Print one JSON object per line: events, then `{"event":"up",...}`.
+    #[arg(long)]
+    pub json: bool,
+    /// Use this task name instead of the file's.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// Arguments of `atq logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The task's name.
+    pub name: String,
+    /// Whose logs.
+    #[arg(long, value_enum, default_value_t = RoleArg::Master)]
+    pub role: RoleArg,
+    /// Keep printing new lines until the service stops.
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+/// The roles whose logs can be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// The master service.
+    Master,
+    /// The worker service (every replica).
+    Worker,
+    /// The wait-command probe.
+    Probe,
+}
+
+impl From<RoleArg> for atq_core::labels::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Master => Self::Master,
+            RoleArg::Worker => Self::Worker,
+            RoleArg::Probe => Self::Probe,
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The `atq` binary without an engine: validate, help, completions, usage errors, and a clear,
+//! fast error when the engine cannot be reached.
+
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+fn atq() -> Command {
+    let mut cmd = Command::cargo_bin("atq").unwrap();
+    cmd.env_remove("ATQ_FAKE").env_remove("RUST_LOG").env("NO_COLOR", "1");
+    cmd
+}
+
+fn file(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const VALID: &str = "name: hello\nworker:\n  image: busybox\n  replicas: 3\nmaster:\n  image: busybox\n";
+
+#[test]
+fn validate_accepts_a_valid_file_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = atq().arg("validate").arg(file(&dir, "ok.yaml", VALID)).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("valid") && stdout.contains("hello") && stdout.contains('3'), "{stdout}");
+}
+
+#[test]
+fn validate_accepts_atq_director_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = r#"{"name":"checkout","worker":{"image":"lab/jmeter","replicas":2},"master":{"image":"lab/jmeter"}}"#;
+    atq().arg("validate").arg(file(&dir, "task.json", json)).assert().code(0);
+}
+
+#[test]
+fn validate_names_every_broken_field_with_its_line_and_exits_125() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name: \"bad name!\"\nworker:\n  image: busybox\n  replicas: 0\nmaster:\n  image: \"\"\n";
+    let path = file(&dir, "bad.yaml", text);
+    let out = atq().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.starts_with("atq: error: "), "{stderr}");
+    assert!(stderr.contains("3 problems"), "{stderr}");
+    for (line, field) in [(1, "name"), (4, "worker.replicas"), (6, "master.image")] {
+        assert!(stderr.contains(&format!("bad.yaml:{line}: {field}: ")), "{field} at line {line}: {stderr}");
+    }
+}
+
+#[test]
+fn validate_names_an_unknown_field_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(&dir, "typo.yaml", "name: a\nworker: {image: i}\nmaster: {image: i}\nreplica: 3\n");
+    let out = atq().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("typo.yaml:4: replica: unknown field"), "{stderr}");
+}
+
+#[test]
+fn validate_reads_stdin() {
+    atq().args(["validate", "-"]).write_stdin(VALID).assert().code(0);
+}
+
+#[test]
+fn a_missing_task_file_is_an_atq_error() {
+    let out = atq().args(["validate", "/nonexistent/task.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("/nonexistent/task.yaml"));
+}
+
+#[test]
+fn run_refuses_an_invalid_file_before_touching_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(&dir, "bad.yaml", "name: a\nworker: {image: i, replicas: 0}\nmaster: {image: i}\n");
+    let out = atq().arg("run").arg(&path).env("DOCKER_HOST", "unix:///nonexistent.sock").output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("worker.replicas"), "{stderr}");
+    assert!(!stderr.contains("nonexistent.sock"), "the engine was contacted: {stderr}");
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    for args in [&["--help"][..], &["run", "--help"]] {
+        let out = atq().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(stdout.contains("Exit codes"), "{args:?}: {stdout}");
+        for code in ["125", "130", "master"] {
+            assert!(stdout.contains(code), "{args:?} does not mention {code}: {stdout}");
+        }
+    }
+}
+
+#[test]
+fn help_documents_the_fake_engine_for_testing() {
+    let stdout = atq().arg("--help").output().unwrap().stdout;
+    assert!(String::from_utf8(stdout).unwrap().contains("ATQ_FAKE"));
+}
+
+#[test]
+fn bad_usage_exits_125_not_a_code_a_master_could_use() {
+    atq().arg("no-such-command").assert().code(125);
+    atq().args(["run"]).assert().code(125);
+    atq().args(["run", "x.yaml", "--timeout", "soon"]).assert().code(125);
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = atq().args(["completions", shell]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains("atq") && script.contains("validate"), "{shell}: {script}");
+    }
+}
+
+#[test]
+fn an_unreachable_engine_fails_fast_naming_the_host_tried() {
+    let started = Instant::now();
+    let out = atq().arg("ls").env("DOCKER_HOST", "unix:///nonexistent.sock").timeout(Duration::from_secs(10)).output();
+    let out = out.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.starts_with("atq: error: "), "{stderr}");
+    assert!(stderr.contains("/nonexistent.sock"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Makes the local Docker engine ready for atq, idempotently:
+#   1. an engine answers (starts dockerd if none does; installs Debian's docker.io if missing),
+#   2. it is a swarm manager (`docker swarm init --advertise-addr 127.0.0.1` if not),
+#   3. the images the tests and the hello example run exist (built locally: no registry here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+engine_up() { timeout 10 docker info >/dev/null 2>&1; }
+
+if ! command -v docker >/dev/null 2>&1; then
+  echo "prepare-engine: installing docker.io"
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io
+fi
+
+if ! engine_up; then
+  if command -v systemctl >/dev/null 2>&1 && systemctl start docker 2>/dev/null; then :; else
+    echo "prepare-engine: starting dockerd"
+    nohup dockerd >/var/log/atq-dockerd.log 2>&1 &
+  fi
+  for _ in $(seq 60); do engine_up && break; sleep 1; done
+  engine_up || { echo "prepare-engine: the Docker engine did not start (see /var/log/atq-dockerd.log)" >&2; exit 1; }
+fi
+
+state=$(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}')
+case $state in
+  "active true") ;;
+  "inactive "*)
+    echo "prepare-engine: docker swarm init --advertise-addr 127.0.0.1"
+    docker swarm init --advertise-addr 127.0.0.1 >/dev/null ;;
+  *)
+    echo "prepare-engine: the engine's swarm state is '$state', not a manager: re-initialising"
+    docker swarm leave --force >/dev/null 2>&1 || true
+    docker swarm init --advertise-addr 127.0.0.1 >/dev/null ;;
+esac
+
+tests/images/build.sh
+examples/hello/build-images.sh
+echo "prepare-engine: engine $(docker version --format '{{.Server.Version}}'), swarm manager, images ready"
