@@ -183,9 +183,24 @@ async fn atq_deploy(
         .workers(Service::new(image).replicas(n).command(["sh", "-c"]).args([RUN_FOREVER]))
         .master(Service::new(image).command(["sh", "-c"]).args([RUN_FOREVER]))
         .build()?;
+    let mut events = director.subscribe();
     let start = Instant::now();
+    let stamps = tokio::spawn(async move {
+        let mut stamps = Vec::new();
+        while let Ok(e) = events.recv().await {
+            let name = format!("{e:?}").split([' ', '{', '(']).next().unwrap_or_default().to_string();
+            let done = name == "MasterRunning" || name == "RollingBack";
+            stamps.push((name, start.elapsed()));
+            if done {
+                break;
+            }
+        }
+        stamps
+    });
     let deployment = tokio::time::timeout(DEPLOY_LIMIT, director.deploy(&task)).await??;
     let deploy = start.elapsed();
+    let stamps = tokio::time::timeout(Duration::from_secs(1), stamps).await.unwrap_or_else(|_| Ok(Vec::new()))?;
+    phases("atq", &stamps);
     if deployment.workers().len() != n as usize {
         return Err(format!("atq returned {} addresses for {n} workers", deployment.workers().len()).into());
     }
@@ -193,6 +208,24 @@ async fn atq_deploy(
     deployment.teardown().await?;
     wait_atq_gone(cluster, docker, name).await?;
     Ok((deploy, start.elapsed()))
+}
+
+/// Prints when each phase of a deploy ended (ms since its start), with `ATQ_BENCH_PHASES=1`.
+fn phases(method: &str, stamps: &[(String, Duration)]) {
+    if std::env::var_os("ATQ_BENCH_PHASES").is_none() {
+        return;
+    }
+    let mut line = format!("  {method:<5} phases:");
+    let mut last = None;
+    for (name, at) in stamps {
+        // WorkersRunning repeats as replicas come up: keep the last of a run.
+        if last == Some(name) && name == "WorkersRunning" && std::env::var_os("ATQ_BENCH_PHASES_ALL").is_none() {
+            line.truncate(line.rfind(' ').unwrap_or(line.len()));
+        }
+        line.push_str(&format!(" {name}={}", ms(*at)));
+        last = Some(name);
+    }
+    println!("{line}");
 }
 
 /// Waits until the engine shows nothing of the atq task `name`: no service, config, network
@@ -320,6 +353,8 @@ async fn floor_deploy(docker: &Docker, name: &str, image: &str, n: u32) -> Res<(
     let workers = format!("{name}_worker");
     let master = format!("{name}_master");
     let start = Instant::now();
+    let mut stamps = Vec::new();
+    let mut stamp = |name: &str| stamps.push((name.to_string(), start.elapsed()));
     docker
         .create_network(NetworkCreateRequest {
             name: network.clone(),
@@ -329,20 +364,27 @@ async fn floor_deploy(docker: &Docker, name: &str, image: &str, n: u32) -> Res<(
             ..Default::default()
         })
         .await?;
+    stamp("NetworkCreated");
     docker.create_service(service_spec(&workers, image, &network, n, vec![]), None).await?;
+    stamp("WorkersCreated");
     floor_wait_running(docker, &workers, n as usize).await?;
+    stamp("WorkersRunning");
     let mut addresses = floor_addresses(docker, &network, &workers).await?;
     while addresses.len() < n as usize {
         // The endpoints can trail the running state by a moment.
         tokio::time::sleep(FLOOR_POLL).await;
         addresses = floor_addresses(docker, &network, &workers).await?;
     }
+    stamp("WorkersReady");
     let list = addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     docker
         .create_service(service_spec(&master, image, &network, 1, vec![format!("WORKER_CSV_VIPS={list}")]), None)
         .await?;
+    stamp("MasterCreated");
     floor_wait_running(docker, &master, 1).await?;
+    stamp("MasterRunning");
     let deploy = start.elapsed();
+    phases("floor", &stamps);
 
     let start = Instant::now();
     cleanup(docker, &bench_label()).await?;
