@@ -9,7 +9,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::cluster::{LabelSelector, LogStream, Replica, ReplicaState, ResourceKind};
-use crate::director::{collect_logs, remove_resources, replica_failed, Director};
+use crate::director::{collect_logs, remove_resources, replica_failed, Director, PollInterval};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::labels;
@@ -99,7 +99,9 @@ impl Deployment {
         let started = Instant::now();
         let mut interval = inner.poll.min;
         let master = loop {
+            let asked = Instant::now();
             let replicas = cluster.replicas(&service, &network).await?;
+            let took = asked.elapsed();
             match replicas.into_iter().next() {
                 Some(r) if r.state.is_terminal() => break r,
                 Some(_) => {}
@@ -114,12 +116,12 @@ impl Deployment {
                     });
                 }
             }
-            let mut pause = interval;
+            let mut pause = PollInterval::pause(interval, took);
             if let Some(limit) = timeout {
                 pause = pause.min(limit.saturating_sub(started.elapsed()));
             }
             tokio::time::sleep(pause).await;
-            interval = (interval + interval / 2).clamp(inner.poll.min, inner.poll.max);
+            interval = inner.poll.next(interval);
         };
         let Some(exit_code) = master.exit_code else {
             return Err(replica_failed(&service, &master));

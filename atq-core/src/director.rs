@@ -38,11 +38,14 @@ pub const WORKERS_FILE: &str = "/atq/workers";
 /// [`WORKERS_FILE`] instead, named by `ATQ_WORKERS_FILE`.
 pub const MAX_ENV_LIST_BYTES: usize = 120 * 1024;
 
-/// How often to poll the engine: from `min`, growing by half each time, up to `max`.
+/// How often to poll the engine: from `min`, growing by half each time, up to `max`; and never
+/// sooner than [`POLL_COST_FACTOR`] times what the last poll took.
 ///
 /// The engine has no task events (moby#37403), so readiness is polled; the docker CLI polls
-/// every 200 ms. atq starts faster and backs off, so a quick engine answers quickly and a
-/// slow deploy does not hammer it.
+/// every 200 ms. atq starts faster and backs off to 50 ms: a swarm replica takes about a second
+/// to start, and a 200 ms ceiling made atq see it ~100 ms late on average per wait, 10–20 % of a
+/// small deploy (BENCHMARKS.md). A cheap poll (one service's task list, a few ms) every 50 ms
+/// costs the engine little; an expensive one (thousands of replicas) is spaced by its own cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PollInterval {
     /// First interval.
@@ -53,13 +56,23 @@ pub struct PollInterval {
 
 impl Default for PollInterval {
     fn default() -> Self {
-        PollInterval { min: Duration::from_millis(10), max: Duration::from_millis(200) }
+        PollInterval { min: Duration::from_millis(10), max: Duration::from_millis(50) }
     }
 }
 
+/// A waiter pauses at least this many times as long as its last poll took, so polling keeps
+/// the engine busy at most 1 / (1 + factor) of the time (20 %), however large the answer.
+pub const POLL_COST_FACTOR: u32 = 4;
+
 impl PollInterval {
-    fn next(&self, current: Duration) -> Duration {
+    /// The interval after `current`: half as long again, within `min..=max`.
+    pub(crate) fn next(&self, current: Duration) -> Duration {
         (current + current / 2).clamp(self.min, self.max)
+    }
+
+    /// The pause before the next poll, given the current interval and how long the last poll took.
+    pub(crate) fn pause(current: Duration, took: Duration) -> Duration {
+        current.max(took * POLL_COST_FACTOR)
     }
 }
 
@@ -416,7 +429,9 @@ impl Director {
         let mut interval = self.inner.poll.min;
         let mut last_running = u32::MAX;
         loop {
+            let asked = Instant::now();
             let replicas = self.inner.cluster.replicas(service, network).await?;
+            let took = asked.elapsed();
             if let Some(failed) = replicas.iter().find(|r| r.state.is_terminal()) {
                 return Err(replica_failed(service, failed));
             }
@@ -442,7 +457,8 @@ impl Director {
                     missing,
                 });
             }
-            tokio::time::sleep(interval.min(deadline.saturating_duration_since(Instant::now()))).await;
+            let pause = PollInterval::pause(interval, took);
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
             interval = self.inner.poll.next(interval);
         }
     }
@@ -451,7 +467,9 @@ impl Director {
         let deadline = Instant::now() + task.start_timeout();
         let mut interval = self.inner.poll.min;
         loop {
+            let asked = Instant::now();
             let replicas = self.inner.cluster.replicas(service, network).await?;
+            let took = asked.elapsed();
             if let Some(r) = replicas.into_iter().next() {
                 match r.state {
                     ReplicaState::Pending => {}
@@ -467,7 +485,8 @@ impl Director {
                     missing: "the master replica is still pending (no node can run it yet?)".into(),
                 });
             }
-            tokio::time::sleep(interval.min(deadline.saturating_duration_since(Instant::now()))).await;
+            let pause = PollInterval::pause(interval, took);
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
             interval = self.inner.poll.next(interval);
         }
     }
@@ -529,7 +548,9 @@ impl Director {
     async fn probe_attempt(&self, service: &str, network: &str, deadline: Instant) -> Result<(Option<i64>, String)> {
         let mut interval = self.inner.poll.min;
         loop {
+            let asked = Instant::now();
             let replicas = self.inner.cluster.replicas(service, network).await?;
+            let took = asked.elapsed();
             if let Some(r) = replicas.iter().find(|r| r.state.is_terminal()) {
                 if r.exit_code.is_none() {
                     // Never ran: the image is missing, or the command could not start.
@@ -542,7 +563,8 @@ impl Director {
                 let output = collect_logs(self.inner.cluster.logs(service, false).await?).await.unwrap_or_default();
                 return Ok((None, output));
             }
-            tokio::time::sleep(interval.min(deadline.saturating_duration_since(Instant::now()))).await;
+            let pause = PollInterval::pause(interval, took);
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
             interval = self.inner.poll.next(interval);
         }
     }
@@ -1033,6 +1055,37 @@ mod tests {
             seen.push(d);
         }
         assert_eq!(seen.iter().map(|d| d.as_millis()).collect::<Vec<_>>(), vec![10, 15, 22, 33, 40, 40]);
+    }
+
+    fn slow_task() -> Task {
+        Task::builder("slow").workers(Service::new("i").replicas(3)).master(Service::new("i")).build().unwrap()
+    }
+
+    /// A replica that starts is seen within the poll ceiling (50 ms by default): the deploy
+    /// of workers and master that each take 2 s to start ends within 4 s plus two ceilings.
+    #[tokio::test(start_paused = true)]
+    async fn a_started_replica_is_seen_within_the_poll_ceiling() {
+        let fake = crate::FakeCluster::new().with_latency(Duration::from_secs(2));
+        let director = Director::new(fake);
+        let started = Instant::now();
+        director.deploy(&slow_task()).await.unwrap().keep();
+        let took = started.elapsed();
+        assert!(took >= Duration::from_secs(4));
+        assert!(took <= Duration::from_secs(4) + 2 * PollInterval::default().max, "{took:?}");
+    }
+
+    /// A poll that takes long (a task list of thousands of replicas) spaces the next one by
+    /// POLL_COST_FACTOR times its own cost, not by the poll ceiling.
+    #[tokio::test(start_paused = true)]
+    async fn expensive_polls_are_spaced_by_their_cost() {
+        let fake =
+            crate::FakeCluster::new().with_latency(Duration::from_secs(2)).with_call_delay(Duration::from_millis(100));
+        let director = Director::new(fake.clone());
+        director.deploy(&slow_task()).await.unwrap().keep();
+        // Each wait lasts about 2 s; a poll costs 100 ms and is followed by a pause of at least
+        // 400 ms: about 5 polls per wait, 10 in all (paced by the 50 ms ceiling it would be ~28).
+        let polls = fake.calls(crate::cluster::fake::CallKind::Replicas);
+        assert!(polls <= 12, "{polls} polls");
     }
 
     #[test]
