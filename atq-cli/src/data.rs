@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use atq_core::data::{self, DataBundle, Limits};
 use atq_core::Director;
 
 use crate::commands::{age, atq_core_now};
@@ -11,16 +10,13 @@ use crate::error::CliError;
 
 /// Reads the zip file or directory at `path` and stores it on the engine; returns its id.
 pub async fn push(director: &Director, path: &Path) -> Result<String, CliError> {
-    let cluster = director.cluster();
-    let limits = Limits::for_engine(&cluster.info().await?);
-    let bundle = DataBundle::from_path(path, &limits)?;
-    let id = bundle.push(&**cluster).await?;
+    let bundle = director.push_data(path).await?;
     err(&format!(
         "atq: bundle of {} file(s), {} bytes, stored under /atq/data for tasks naming it",
         bundle.len(),
         bundle.total_bytes()
     ));
-    Ok(id)
+    Ok(bundle.id().to_owned())
 }
 
 /// `atq data push PATH`: prints the id as the last word of the last line.
@@ -32,7 +28,7 @@ pub async fn push_command(director: &Director, path: &Path) -> Result<(), CliErr
 
 /// `atq data ls`: `ID  FILES  BYTES  CREATED`.
 pub async fn ls(director: &Director, json: bool) -> Result<(), CliError> {
-    let bundles = data::list_bundles(&**director.cluster()).await?;
+    let bundles = director.data_bundles().await?;
     if json {
         out(&serde_json::to_string(&bundles).expect("bundle info serialises"));
         return Ok(());
@@ -54,7 +50,7 @@ pub async fn ls(director: &Director, json: bool) -> Result<(), CliError> {
 
 /// `atq data rm ID`: refused while a task uses the bundle.
 pub async fn rm(director: &Director, id: &str) -> Result<(), CliError> {
-    data::remove_bundle(&**director.cluster(), id).await?;
+    director.remove_data(id).await?;
     err(&format!("atq: bundle {id} removed"));
     Ok(())
 }

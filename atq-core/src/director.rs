@@ -613,6 +613,27 @@ impl Director {
         }
     }
 
+    /// Reads the zip file or directory at `path` as a data bundle, within the engine's limits,
+    /// and stores it on the engine; a task naming its [`id`](data::DataBundle::id) in `fileid`
+    /// sees its files under `/atq/data`. Pushing the same content again stores nothing.
+    pub async fn push_data(&self, path: impl AsRef<std::path::Path>) -> Result<data::DataBundle> {
+        let cluster = &*self.inner.cluster;
+        let limits = data::Limits::for_engine(&cluster.info().await?);
+        let bundle = data::DataBundle::from_path(path, &limits)?;
+        bundle.push(cluster).await?;
+        Ok(bundle)
+    }
+
+    /// The data bundles stored on the engine.
+    pub async fn data_bundles(&self) -> Result<Vec<data::BundleInfo>> {
+        data::list_bundles(&*self.inner.cluster).await
+    }
+
+    /// Removes a data bundle; refused while a task uses it.
+    pub async fn remove_data(&self, id: &str) -> Result<()> {
+        data::remove_bundle(&*self.inner.cluster, id).await
+    }
+
     /// Removes tasks whose owner process is gone (on this host) or whose expiry has passed.
     pub async fn prune(&self) -> Result<PruneReport> {
         let now = unix_now();

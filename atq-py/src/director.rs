@@ -145,6 +145,28 @@ impl PyDirector {
         crate::convert::to_py(py, &report)
     }
 
+    /// Stores the zip file or directory at `path` as a data bundle on the engine and returns its
+    /// id, for a service's `data=` (`fileid` in task files): its files appear under `/atq/data`.
+    /// Raises `atq.DataError` for an unsafe or too large archive.
+    fn push_data(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<String> {
+        let director = self.inner.clone();
+        let bundle = block_on(py, Some(&self.inner), None, None, async move { director.push_data(&path).await })?;
+        Ok(bundle.id().to_owned())
+    }
+
+    /// The data bundles on the engine: a list of dicts (`id`, `files`, `bytes`, `created_unix`, …).
+    fn data_bundles(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let director = self.inner.clone();
+        let bundles = block_on(py, Some(&self.inner), None, None, async move { director.data_bundles().await })?;
+        crate::convert::to_py(py, &bundles)
+    }
+
+    /// Removes a data bundle; raises `atq.DataError` while a task uses it.
+    fn remove_data(&self, py: Python<'_>, id: String) -> PyResult<()> {
+        let director = self.inner.clone();
+        block_on(py, Some(&self.inner), None, None, async move { director.remove_data(&id).await })
+    }
+
     fn __repr__(&self) -> String {
         format!("{:?}", self.inner)
     }

@@ -356,3 +356,27 @@ def test_cancelling_an_async_deploy_rolls_back(task):
 
     asyncio.run(main())
     assert fake.is_empty()
+
+
+def test_a_data_bundle_is_pushed_mounted_and_kept_while_in_use(tmp_path, atq_fake_cluster, atq_fake_director):
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "plans" / "plan.jmx").write_text("<jmeterTestPlan/>")
+    bundle = atq_fake_director.push_data(tmp_path)
+    assert [b["id"] for b in atq_fake_director.data_bundles()] == [bundle]
+    task = atq.Task(
+        "with-data",
+        worker=atq.Service("img", replicas=2, data=bundle),
+        master=atq.Service("img", data=bundle),
+    )
+    with atq_fake_director.deploy(task):
+        with pytest.raises(atq.DataError, match="with-data_"):
+            atq_fake_director.remove_data(bundle)
+    atq_fake_director.remove_data(bundle)
+    assert atq_fake_director.data_bundles() == []
+    assert atq_fake_cluster.is_empty()
+
+
+def test_an_unsafe_archive_is_a_data_error(tmp_path, atq_fake_director):
+    (tmp_path / "link").symlink_to("/etc/passwd")
+    with pytest.raises(atq.DataError, match="link"):
+        atq_fake_director.push_data(tmp_path)
