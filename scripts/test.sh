@@ -43,11 +43,13 @@ step "python bindings: pip install ./atq-py in a fresh venv, then pytest"
 venv=$(mktemp -d)/venv
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --upgrade pip
-"$venv/bin/pip" install --quiet "maturin>=1.9,<2" pytest
+"$venv/bin/pip" install --quiet pytest mypy
 # Build with the dev profile so the wheel reuses what cargo test compiled.
 MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/pip" install --quiet ./atq-py
 # ATQ_REQUIRE_ENGINE: the real-engine tests fail instead of skipping if the engine is unreachable.
 (cd atq-py && ATQ_REQUIRE_ENGINE=1 "$venv/bin/python" -m pytest -v tests)
+# The type stubs must match the module (as pydantic-core checks its own).
+(cd "$(dirname "$venv")" && "$venv/bin/python" -m mypy.stubtest atq --ignore-missing-stub)
 rm -rf "$(dirname "$venv")"
 
 step "nothing left behind"

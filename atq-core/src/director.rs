@@ -264,6 +264,7 @@ impl Director {
             Err(err) => {
                 self.emit(Event::RollingBack { task: task.name().to_owned(), reason: err.to_string() });
                 created.rollback().await;
+                self.emit(Event::TornDown { task: task.name().to_owned() });
                 Err(err)
             }
         }

@@ -101,7 +101,7 @@ pub enum Event {
         /// Why.
         reason: String,
     },
-    /// Everything the task created is gone.
+    /// Everything the task created is gone (after a teardown, or after a failed deploy rolled back).
     TornDown {
         /// The task.
         task: String,

@@ -620,3 +620,19 @@ async fn a_deploy_naming_a_missing_bundle_fails_before_creating_anything() {
     assert!(err.to_string().contains("atq data push"), "{err}");
     assert!(fake.call_log().iter().all(|c| c.kind == CallKind::ListResources), "nothing created");
 }
+
+#[tokio::test]
+async fn a_failed_deploy_reports_its_rollback_and_when_it_is_done() {
+    let fake = FakeCluster::new();
+    fake.missing_image("lab/master:1");
+    let director = Director::new(fake.clone());
+    let mut events = director.subscribe();
+    director.deploy(&task("rolled", 1)).await.unwrap_err();
+    let mut names = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        names.push(e.to_json()["event"].as_str().unwrap().to_owned());
+    }
+    let tail: Vec<&str> = names.iter().rev().take(2).rev().map(String::as_str).collect();
+    assert_eq!(tail, ["rolling_back", "torn_down"], "{names:?}");
+    assert!(fake.is_empty());
+}
