@@ -152,6 +152,11 @@ impl Deployment {
         self.director.inner.cluster.logs(&self.task.master_service_name(), follow).await
     }
 
+    /// The master's logs so far, as text (a line per log line).
+    pub async fn logs_text(&self) -> Result<String> {
+        collect_logs(self.logs(false).await?).await
+    }
+
     /// Removes everything the task created. Idempotent: a second call does nothing.
     pub async fn teardown(&self) -> Result<()> {
         {

@@ -117,6 +117,12 @@ impl PyDeployment {
         )
     }
 
+    /// The master's logs so far (stdout and stderr, a line per log line), while it runs or after.
+    fn logs(&self, py: Python<'_>) -> PyResult<String> {
+        let d = self.handle()?;
+        block_on(py, Some(&self.director), None, None, async move { d.logs_text().await })
+    }
+
     /// Removes everything the task created. Idempotent.
     fn teardown(&self, py: Python<'_>) -> PyResult<()> {
         let d = self.handle()?;

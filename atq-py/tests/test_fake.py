@@ -380,3 +380,10 @@ def test_an_unsafe_archive_is_a_data_error(tmp_path, atq_fake_director):
     (tmp_path / "link").symlink_to("/etc/passwd")
     with pytest.raises(atq.DataError, match="link"):
         atq_fake_director.push_data(tmp_path)
+
+
+def test_the_masters_logs_are_readable_before_and_after_it_exits(task, atq_fake_cluster, atq_fake_director):
+    atq_fake_cluster.master_exits(0, "first\nsecond")
+    with atq_fake_director.deploy(task) as d:
+        out = d.wait()
+        assert d.logs() == out.logs == "first\nsecond\n"
