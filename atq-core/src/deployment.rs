@@ -1,6 +1,7 @@
 //! The handle of a deployed task: [`Deployment`], and what its master did: [`Outcome`].
 
 use std::net::IpAddr;
+use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -157,6 +158,50 @@ impl Deployment {
         collect_logs(self.logs(false).await?).await
     }
 
+    /// The master's artifacts: a tar archive of the task's [`artifacts`](Task::artifacts)
+    /// directory in the master's container, as the engine returns it (entries named
+    /// `results/…` for `/atq/results`), or None when the task asks for no artifacts.
+    ///
+    /// Call it once the master exited (after [`wait`](Self::wait)) and before
+    /// [`teardown`](Self::teardown), which removes the container.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] (kind "path") when the master wrote nothing there; an
+    /// [`Error::Engine`] when the archive is larger than
+    /// [`MAX_ARCHIVE_BYTES`](crate::cluster::MAX_ARCHIVE_BYTES).
+    pub async fn artifacts(&self) -> Result<Option<Vec<u8>>> {
+        let Some(dir) = self.task.artifacts() else {
+            return Ok(None);
+        };
+        let cluster = &self.director.inner.cluster;
+        let service = self.task.master_service_name();
+        let replicas = cluster.replicas(&service, &self.task.network_name()).await?;
+        let Some(master) = replicas.into_iter().next() else {
+            return Err(Error::TaskNotFound { name: self.name().to_owned() });
+        };
+        let Some(container) = master.container_id.as_deref() else {
+            return Err(Error::NotFound {
+                kind: "container",
+                name: format!("{} (the master has none yet)", master.name),
+            });
+        };
+        cluster.copy_from_replica(container, dir).await.map(Some)
+    }
+
+    /// Writes the master's [`artifacts`](Self::artifacts) into `dir` (created if needed) and
+    /// returns the files written, in archive order; an empty list when the task asks for none.
+    ///
+    /// Paths are relative to the artifacts directory: `/atq/results/sub/data.csv` lands in
+    /// `dir/sub/data.csv`. The archive comes from a container, so it is not trusted: an entry
+    /// that is absolute, has a `..` component, or is a link (symbolic or hard) is refused
+    /// before anything is written, and nothing is ever written outside `dir`.
+    pub async fn save_artifacts(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        match self.artifacts().await? {
+            Some(archive) => unpack_artifacts(&archive, dir),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Removes everything the task created. Idempotent: a second call does nothing.
     pub async fn teardown(&self) -> Result<()> {
         {
@@ -177,6 +222,78 @@ impl Deployment {
         *self.done.lock().expect("lock") = true;
         self.permit.lock().expect("lock").take();
     }
+}
+
+/// What one archive entry becomes: a directory or a file, at a path relative to the target.
+enum Planned {
+    Dir(PathBuf),
+    File(PathBuf, Vec<u8>),
+}
+
+/// Unpacks an artifacts archive into `dir`, dropping the first path component (the
+/// artifacts directory's own name). Every entry is checked before anything is written.
+pub(crate) fn unpack_artifacts(archive: &[u8], dir: &Path) -> Result<Vec<PathBuf>> {
+    let bad = |message: String| Error::engine("save artifacts to", dir.display().to_string(), message);
+    let io = |path: &Path, source: std::io::Error| Error::Io { path: path.display().to_string(), source };
+    let mut planned = Vec::new();
+    let mut tar = tar::Archive::new(archive);
+    for entry in tar.entries().map_err(|e| bad(format!("not a tar archive: {e}")))? {
+        let mut entry = entry.map_err(|e| bad(format!("broken tar archive: {e}")))?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let mut relative = PathBuf::new();
+        for (i, component) in Path::new(&raw).components().enumerate() {
+            match component {
+                Component::Normal(part) if i > 0 => relative.push(part),
+                Component::Normal(_) | Component::CurDir => {}
+                Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                    return Err(bad(format!(
+                        "the archive entry {raw:?} points outside the directory; nothing was saved"
+                    )));
+                }
+            }
+        }
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            return Err(bad(format!(
+                "the archive entry {raw:?} is a link; atq saves plain files only, nothing was saved"
+            )));
+        }
+        if kind.is_dir() {
+            planned.push(Planned::Dir(relative));
+        } else if kind.is_file() {
+            if relative.as_os_str().is_empty() {
+                // The artifacts path was a file: keep its name.
+                relative = Path::new(&raw).file_name().map(PathBuf::from).unwrap_or_default();
+            }
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).map_err(|e| bad(format!("broken tar archive: {e}")))?;
+            planned.push(Planned::File(relative, data));
+        }
+        // Other entries (devices, fifos, pax headers) are skipped.
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let mut written = Vec::new();
+    for item in planned {
+        match item {
+            Planned::Dir(relative) => {
+                let path = dir.join(relative);
+                std::fs::create_dir_all(&path).map_err(|e| io(&path, e))?;
+            }
+            Planned::File(relative, data) => {
+                let path = dir.join(relative);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+                }
+                // A link already in `dir` is not followed: it is replaced by the file.
+                if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+                    std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+                }
+                std::fs::write(&path, data).map_err(|e| io(&path, e))?;
+                written.push(path);
+            }
+        }
+    }
+    Ok(written)
 }
 
 /// Removes the task's objects: what the deploy recorded, plus anything else carrying its label.

@@ -318,6 +318,14 @@ impl Director {
         let worker_data = data::data_mounts(&**cluster, task.workers()).await?;
         let master_data = data::data_mounts(&**cluster, task.master()).await?;
 
+        // 0b. Artifacts are read from the master's container, and only the engine that runs a
+        //     container can read its files: on a multi-node swarm the master must run on the node
+        //     atq talks to, so it is pinned there. Asked only when the task wants artifacts.
+        let artifacts_node = match task.artifacts() {
+            Some(_) => Some(cluster.info().await?.node_id).filter(|id| !id.is_empty()),
+            None => None,
+        };
+
         // 1. The network is the lock: swarm network names are unique, so of two racing deploys
         //    of one name exactly one creates it.
         let spec = NetworkSpec {
@@ -376,6 +384,12 @@ impl Director {
             tracing::warn!(task = %name, bytes = list.len(), "worker list too long for the environment; the master reads {WORKERS_FILE}");
         }
         master.env.push(("ATQ_WORKERS_FILE".into(), WORKERS_FILE.into()));
+        if let Some(dir) = task.artifacts() {
+            master.env.push(("ATQ_RESULTS_DIR".into(), dir.into()));
+        }
+        if let Some(node) = artifacts_node {
+            master.constraints.push(format!("node.id=={node}"));
+        }
         master.configs.push(ConfigMount { config_id, config_name: config.name, target: WORKERS_FILE.into() });
         let id = self.create_service(task, &master).await?;
         created.push(ResourceKind::Service, id);
@@ -1011,6 +1025,7 @@ mod tests {
             exit_code: None,
             error: None,
             node_id: None,
+            container_id: None,
         }]
     }
 

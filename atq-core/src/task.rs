@@ -33,7 +33,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 /// Variables atq sets itself; a task may not set them.
 pub const RESERVED_ENV: &[&str] =
-    &["WORKER_CSV_VIPS", "REMOTES", "MASTER_HOST", "ATQ_TASK", "ATQ_ROLE", "ATQ_WORKERS_FILE"];
+    &["WORKER_CSV_VIPS", "REMOTES", "MASTER_HOST", "ATQ_TASK", "ATQ_ROLE", "ATQ_WORKERS_FILE", "ATQ_RESULTS_DIR"];
 
 /// Suffixes atq derives engine names with, besides the two aliases.
 const NETWORK_SUFFIX: &str = "net";
@@ -134,6 +134,9 @@ struct TaskFile {
     ttl: Duration,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     labels: BTreeMap<String, String>,
+    /// Directory in the master's container whose files are the task's artifacts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    artifacts: Option<String>,
 }
 
 fn default_start_timeout() -> Duration {
@@ -176,6 +179,7 @@ impl Task {
                 run_timeout: None,
                 ttl: DEFAULT_TTL,
                 labels: BTreeMap::new(),
+                artifacts: None,
             },
             has_workers: false,
             has_master: false,
@@ -262,6 +266,13 @@ impl Task {
     #[must_use]
     pub fn labels(&self) -> &BTreeMap<String, String> {
         &self.file.labels
+    }
+
+    /// The directory, inside the master's container, whose files are the task's artifacts
+    /// (`/atq/results`); None: the task has none. The master finds it in `ATQ_RESULTS_DIR`.
+    #[must_use]
+    pub fn artifacts(&self) -> Option<&str> {
+        self.file.artifacts.as_deref()
     }
 
     /// The task's overlay network: `<name>_net`.
@@ -453,6 +464,25 @@ impl TaskBuilder {
         self
     }
 
+    /// Collects the files the master writes under `dir` (an absolute path in its container, such as
+    /// `/atq/results`) as the task's artifacts; the master finds the path in `ATQ_RESULTS_DIR`.
+    ///
+    /// ```
+    /// use atq_core::{Service, Task};
+    ///
+    /// let task = Task::builder("load")
+    ///     .workers(Service::new("lab/jmeter:2.13"))
+    ///     .master(Service::new("lab/jmeter:2.13"))
+    ///     .artifacts("/atq/results")
+    ///     .build()?;
+    /// assert_eq!(task.artifacts(), Some("/atq/results"));
+    /// # Ok::<(), atq_core::ValidationError>(())
+    /// ```
+    pub fn artifacts(mut self, dir: impl Into<String>) -> Self {
+        self.file.artifacts = Some(dir.into());
+        self
+    }
+
     /// Checks every rule and returns the task, or every problem found.
     pub fn build(self) -> Result<Task, ValidationError> {
         let mut problems = Vec::new();
@@ -554,7 +584,26 @@ fn validate(f: &TaskFile) -> Vec<Problem> {
         out.push(problem("ttl", "must be between 60 seconds and 30 days"));
     }
     check_labels(&mut out, "labels", &f.labels);
+    if let Some(dir) = &f.artifacts {
+        check_artifacts_dir(&mut out, dir);
+    }
     out
+}
+
+/// The artifacts directory: absolute, not `/`, without `.`/`..` components, NUL or newlines.
+fn check_artifacts_dir(out: &mut Vec<Problem>, dir: &str) {
+    let message = if !dir.starts_with('/') {
+        format!("\"{dir}\" is not absolute: give a directory in the master's container, like /atq/results")
+    } else if dir.trim_end_matches('/').is_empty() {
+        "\"/\" is the whole container: give a directory of its own, like /atq/results".to_owned()
+    } else if dir.split('/').any(|c| c == ".." || c == ".") {
+        format!("\"{dir}\" contains '.' or '..': write the directory's plain absolute path")
+    } else if dir.chars().any(char::is_control) {
+        format!("{dir:?} contains a control character")
+    } else {
+        return;
+    };
+    out.push(problem("artifacts", message));
 }
 
 fn check_duration(out: &mut Vec<Problem>, field: &str, d: Duration, must_be_positive: bool) {

@@ -230,6 +230,9 @@ impl Cluster for Stall {
     async fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> atq_core::Result<Vec<Resource>> {
         self.inner.list_resources(kind, selector).await
     }
+    async fn copy_from_replica(&self, container_id: &str, path: &str) -> atq_core::Result<Vec<u8>> {
+        self.inner.copy_from_replica(container_id, path).await
+    }
 }
 
 #[tokio::test]

@@ -99,6 +99,9 @@ impl Cluster for Faulty {
     async fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> atq_core::Result<Vec<Resource>> {
         self.engine.list_resources(kind, selector).await
     }
+    async fn copy_from_replica(&self, container_id: &str, path: &str) -> atq_core::Result<Vec<u8>> {
+        self.engine.copy_from_replica(container_id, path).await
+    }
 }
 
 /// Deploys a task of two workers on an engine with `fault`, expects the injected failure, and

@@ -21,6 +21,12 @@ pub mod fake;
 pub use docker::DockerCluster;
 pub use fake::FakeCluster;
 
+/// Largest archive [`Cluster::copy_from_replica`] returns: 256 MiB.
+///
+/// The archive is held in memory (and a load test's results fit many times over); a master
+/// that writes more should compress its results, or ship them elsewhere itself.
+pub const MAX_ARCHIVE_BYTES: usize = 256 * 1024 * 1024;
+
 /// A stream of log lines, as returned by [`Cluster::logs`].
 pub type LogStream = Pin<Box<dyn Stream<Item = Result<LogLine>> + Send>>;
 
@@ -68,6 +74,17 @@ pub trait Cluster: Send + Sync {
 
     /// Every object of `kind` whose labels match all of `selector`.
     async fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> Result<Vec<Resource>>;
+
+    /// A tar archive of `path` (a file or directory) in the container `container_id` (a
+    /// [`Replica::container_id`]), running or exited, as `docker cp` reads it: entries are named
+    /// from `path`'s last component (`results/…` for `/atq/results`).
+    ///
+    /// Only the engine that runs the container can read it: on a multi-node swarm, the replica
+    /// must run on the node this cluster talks to. Fails with
+    /// [`Error::NotFound`](crate::Error::NotFound) (kind "path") when `path` does not exist, and
+    /// with an [`Error::Engine`](crate::Error::Engine) when the archive is larger than
+    /// [`MAX_ARCHIVE_BYTES`].
+    async fn copy_from_replica(&self, container_id: &str, path: &str) -> Result<Vec<u8>>;
 }
 
 /// Facts about an engine, from [`Cluster::info`].
@@ -262,6 +279,8 @@ pub struct Replica {
     pub error: Option<String>,
     /// The node it was scheduled on.
     pub node_id: Option<String>,
+    /// Its container's id, once the engine created one (for [`Cluster::copy_from_replica`]).
+    pub container_id: Option<String>,
 }
 
 /// Which output stream a log line came from.

@@ -213,6 +213,9 @@ impl Cluster for MemCluster {
             None => Err(Error::NotFound { kind: "config", name: name.to_owned() }),
         }
     }
+    async fn copy_from_replica(&self, _: &str, _: &str) -> Result<Vec<u8>> {
+        unsupported("copy files from")
+    }
     async fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> Result<Vec<Resource>> {
         Ok(match kind {
             ResourceKind::Config => self

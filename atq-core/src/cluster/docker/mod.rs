@@ -42,14 +42,16 @@ use base64::Engine as _;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ConfigSpec as BollardConfigSpec, LocalNodeState, NetworkCreateRequest, NodeState};
 use bollard::query_parameters::{
-    ListConfigsOptions, ListContainersOptions, ListNetworksOptions, ListNodesOptions, ListServicesOptions, LogsOptions,
+    DownloadFromContainerOptions, ListConfigsOptions, ListContainersOptions, ListNetworksOptions, ListNodesOptions,
+    ListServicesOptions, LogsOptions,
 };
 use bollard::Docker;
+use futures_util::StreamExt;
 
 use self::tasks::RawClient;
 use super::{
     Cluster, ConfigSpec, EngineInfo, LabelSelector, LogStream, NetworkSpec, Replica, Resource, ResourceKind,
-    ServiceSpec,
+    ServiceSpec, MAX_ARCHIVE_BYTES,
 };
 use crate::error::{Error, Result};
 
@@ -311,6 +313,37 @@ fn engine_error(host: &str, err: BollardError, operation: &'static str, kind: &'
 
 #[async_trait]
 impl Cluster for DockerCluster {
+    async fn copy_from_replica(&self, container_id: &str, path: &str) -> Result<Vec<u8>> {
+        let options = DownloadFromContainerOptions { path: path.to_string() };
+        let mut stream = self.docker.download_from_container(container_id, Some(options));
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| match e {
+                BollardError::DockerResponseServerError { status_code: 404, message }
+                    if message.to_ascii_lowercase().contains("no such container") =>
+                {
+                    Error::NotFound { kind: "container", name: container_id.to_string() }
+                }
+                BollardError::DockerResponseServerError { status_code: 404, .. } => {
+                    Error::NotFound { kind: "path", name: format!("{path} (the master wrote nothing there)") }
+                }
+                other => engine_error(&self.host, other, "copy files from", "container", container_id),
+            })?;
+            if archive.len() + chunk.len() > MAX_ARCHIVE_BYTES {
+                return Err(Error::engine(
+                    "copy files from",
+                    container_id,
+                    format!(
+                        "{path} is larger than {} MiB, the most atq copies: have the master compress it",
+                        MAX_ARCHIVE_BYTES >> 20
+                    ),
+                ));
+            }
+            archive.extend_from_slice(&chunk);
+        }
+        Ok(archive)
+    }
+
     async fn info(&self) -> Result<EngineInfo> {
         let err = |e| self.error(e, "read info of", "engine", &self.host);
         let version = self.docker.version().await.map_err(err)?;

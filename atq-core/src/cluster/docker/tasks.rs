@@ -192,6 +192,9 @@ pub(super) struct RawContainerStatus {
     /// Exit code (0 while running).
     #[serde(default)]
     pub exit_code: Option<i64>,
+    /// The container's id on the node that runs it.
+    #[serde(rename = "ContainerID", default)]
+    pub container_id: Option<String>,
 }
 
 /// One entry of `Task.NetworksAttachments`.
@@ -291,6 +294,7 @@ pub(super) fn current_replicas(service: &str, network: &str, tasks: Vec<RawTask>
                 exit_code,
                 error: task.status.err.filter(|e| !e.is_empty()),
                 node_id: task.node_id.filter(|n| !n.is_empty()),
+                container_id: task.status.container_status.and_then(|c| c.container_id).filter(|c| !c.is_empty()),
                 id: task.id,
             }
         })
@@ -315,7 +319,7 @@ mod tests {
             "ID": id, "Version": {"Index": index}, "Slot": slot, "NodeID": "n1",
             "DesiredState": desired,
             "Status": {"State": state, "Err": if state == "failed" { "task: non-zero exit (3)" } else { "" },
-                       "ContainerStatus": {"ExitCode": if state == "failed" { 3 } else { 0 }}},
+                       "ContainerStatus": {"ExitCode": if state == "failed" { 3 } else { 0 }, "ContainerID": format!("c-{id}")}},
             "NetworksAttachments": [
                 {"Network": {"ID": "ingressid", "Spec": {"Name": "ingress"}}, "Addresses": ["10.0.0.9/24"]},
                 {"Network": {"ID": "netid", "Spec": {"Name": "net"}}, "Addresses": ["10.0.1.4/24"]}
@@ -340,6 +344,7 @@ mod tests {
         assert_eq!((r[0].state, r[0].exit_code), (ReplicaState::Failed, Some(3)));
         assert_eq!(r[0].error.as_deref(), Some("task: non-zero exit (3)"));
         assert_eq!(r[0].name, "s.1");
+        assert_eq!(r[0].container_id.as_deref(), Some("c-a"));
     }
 
     #[test]

@@ -25,11 +25,13 @@ pub enum CallKind {
     ListResources,
     /// [`Cluster::info`](crate::Cluster::info).
     Info,
+    /// [`Cluster::copy_from_replica`](crate::Cluster::copy_from_replica).
+    CopyFromReplica,
 }
 
 impl CallKind {
     /// Every kind, in declaration order.
-    pub const ALL: [CallKind; 10] = [
+    pub const ALL: [CallKind; 11] = [
         CallKind::CreateNetwork,
         CallKind::RemoveNetwork,
         CallKind::CreateService,
@@ -40,6 +42,7 @@ impl CallKind {
         CallKind::RemoveConfig,
         CallKind::ListResources,
         CallKind::Info,
+        CallKind::CopyFromReplica,
     ];
 
     /// The trait method's name (`create_service`).
@@ -56,6 +59,7 @@ impl CallKind {
             CallKind::RemoveConfig => "remove_config",
             CallKind::ListResources => "list_resources",
             CallKind::Info => "info",
+            CallKind::CopyFromReplica => "copy_from_replica",
         }
     }
 
@@ -72,6 +76,7 @@ impl CallKind {
             CallKind::RemoveConfig => "remove config",
             CallKind::ListResources => "list",
             CallKind::Info => "read info of",
+            CallKind::CopyFromReplica => "copy files from",
         }
     }
 
@@ -92,7 +97,7 @@ pub struct Call {
     /// Which method.
     pub kind: CallKind,
     /// What it was about: the network, service or config name (or id) passed; for
-    /// `list_resources` the resource kind; empty for `info`.
+    /// `list_resources` the resource kind; for `copy_from_replica` the container id; empty for `info`.
     pub target: String,
     /// Whether the call failed because of an injected fault.
     pub faulted: bool,

@@ -465,10 +465,59 @@ impl State {
                     exit_code: view.exit_code,
                     error: view.error,
                     node_id: scheduled.then(|| NODE_ID.to_owned()),
+                    container_id: (view.state != ReplicaState::Pending && view.state != ReplicaState::Rejected)
+                        .then(|| container_id(&service.id, slot)),
                 }
             })
             .collect();
         Ok(replicas)
+    }
+
+    /// A tar of `path` in the container `container_id`, as the engine's archive endpoint builds it.
+    fn copy_from_replica(&self, container_id: &str, path: &str) -> Result<Vec<u8>> {
+        let found = self.services.values().find_map(|svc| {
+            let slot: u32 = container_id.strip_prefix(svc.id.as_str())?.strip_prefix('c')?.parse().ok()?;
+            (1..=svc.spec.replicas).contains(&slot).then_some((svc, slot))
+        });
+        let Some((service, slot)) = found else {
+            return Err(not_found("container", container_id));
+        };
+        let behaviour = service.behaviour(slot);
+        if let Some(archive) = &behaviour.archive {
+            return Ok(archive.to_vec());
+        }
+        let path = path.trim_end_matches('/');
+        let root = path.rsplit('/').next().unwrap_or_default();
+        let files: Vec<(&str, &[u8])> = behaviour
+            .artifacts
+            .iter()
+            .filter_map(|(p, data)| {
+                let rel = if p == path { "" } else { p.strip_prefix(path)?.strip_prefix('/')? };
+                Some((rel, data.as_slice()))
+            })
+            .collect();
+        if files.is_empty() || root.is_empty() {
+            return Err(not_found("path", &format!("{path} (the master wrote nothing there)")));
+        }
+        let io = |e: std::io::Error| Error::engine("copy files from", container_id, e);
+        let mut builder = tar::Builder::new(Vec::new());
+        let single_file = files.len() == 1 && files[0].0.is_empty();
+        if !single_file {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_size(0);
+            builder.append_data(&mut header, format!("{root}/"), std::io::empty()).map_err(io)?;
+        }
+        for (rel, data) in files {
+            let name = if rel.is_empty() { root.to_owned() } else { format!("{root}/{rel}") };
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(0o644);
+            header.set_size(data.len() as u64);
+            builder.append_data(&mut header, name, data).map_err(io)?;
+        }
+        builder.into_inner().map_err(io)
     }
 
     fn create_config(&mut self, spec: &ConfigSpec) -> Result<String> {
@@ -533,6 +582,11 @@ impl State {
                 .collect(),
         }
     }
+}
+
+/// The fake id of the container of `slot` of the service `service_id`.
+fn container_id(service_id: &str, slot: u32) -> String {
+    format!("{service_id}c{slot}")
 }
 
 /// `Error::NotFound` for `kind` `name`.
@@ -874,6 +928,10 @@ impl Cluster for FakeCluster {
 
     async fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> Result<Vec<Resource>> {
         self.call(CallKind::ListResources, kind.as_str(), |s| Ok(s.list_resources(kind, selector))).await
+    }
+
+    async fn copy_from_replica(&self, container_id: &str, path: &str) -> Result<Vec<u8>> {
+        self.call(CallKind::CopyFromReplica, container_id, |s| s.copy_from_replica(container_id, path)).await
     }
 }
 

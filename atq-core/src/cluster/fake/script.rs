@@ -62,6 +62,10 @@ pub struct Script {
     pub(super) logs: Option<Vec<LogLine>>,
     /// Start latency overriding the cluster's; None: inherited.
     pub(super) latency: Option<Duration>,
+    /// Files the replicas write (absolute path, content); None: inherited.
+    pub(super) artifacts: Option<Vec<(String, Vec<u8>)>>,
+    /// A raw archive returned for any path instead of one built from `artifacts`; None: inherited.
+    pub(super) archive: Option<Vec<u8>>,
 }
 
 impl Script {
@@ -142,6 +146,27 @@ impl Script {
         self
     }
 
+    /// Adds a file the replicas write, at the absolute `path` in their container;
+    /// [`Cluster::copy_from_replica`](crate::Cluster::copy_from_replica) returns it in a tar archive.
+    ///
+    /// ```
+    /// use atq_core::cluster::fake::Script;
+    ///
+    /// let script = Script::exits(0).artifact("/atq/results/summary.txt", "ok\n").artifact("/atq/results/sub/a.csv", "1,2\n");
+    /// ```
+    pub fn artifact(mut self, path: impl Into<String>, content: impl Into<Vec<u8>>) -> Self {
+        self.artifacts.get_or_insert_with(Vec::new).push((path.into(), content.into()));
+        self
+    }
+
+    /// Makes [`Cluster::copy_from_replica`](crate::Cluster::copy_from_replica) return exactly
+    /// `archive` (meant to be a tar) for any path: for testing what a caller does with a
+    /// hostile or broken archive.
+    pub fn artifact_archive(mut self, archive: impl Into<Vec<u8>>) -> Self {
+        self.archive = Some(archive.into());
+        self
+    }
+
     /// Fills the parts this script leaves unset from `older`.
     fn inherit(&mut self, older: &Script) {
         if self.start.is_none() {
@@ -155,6 +180,12 @@ impl Script {
         }
         if self.latency.is_none() {
             self.latency = older.latency;
+        }
+        if self.artifacts.is_none() {
+            self.artifacts.clone_from(&older.artifacts);
+        }
+        if self.archive.is_none() {
+            self.archive.clone_from(&older.archive);
         }
     }
 }
@@ -231,6 +262,8 @@ pub(super) struct Behaviour {
     pub(super) run: Run,
     pub(super) logs: Arc<[LogLine]>,
     pub(super) latency: Duration,
+    pub(super) artifacts: Arc<[(String, Vec<u8>)]>,
+    pub(super) archive: Option<Arc<[u8]>>,
 }
 
 /// The ordered rules of a fake engine; later rules take precedence.
@@ -283,6 +316,8 @@ impl Rules {
             run: merged.run.unwrap_or(Run::UntilRemoved),
             logs: merged.logs.unwrap_or_default().into(),
             latency: merged.latency.unwrap_or(latency),
+            artifacts: merged.artifacts.unwrap_or_default().into(),
+            archive: merged.archive.map(Into::into),
         }
     }
 }
