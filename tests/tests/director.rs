@@ -246,3 +246,54 @@ async fn list_and_inspect_show_a_running_task_with_its_workers_then_its_exit_cod
     assert!(matches!(director.inspect(&name).await, Err(Error::TaskNotFound { .. })));
     assert_nothing_left(&scope).await;
 }
+
+#[tokio::test]
+async fn the_masters_artifacts_are_copied_out_before_teardown() {
+    let name = unique("dart");
+    let scope = Scope::for_task(&name).await;
+    let script = r#"
+        set -e
+        mkdir -p "$ATQ_RESULTS_DIR/sub"
+        echo "requests: 100" > "$ATQ_RESULTS_DIR/summary.txt"
+        printf 'a,b\n1,2\n' > "$ATQ_RESULTS_DIR/sub/data.csv"
+    "#;
+    let task = Task::builder(&name)
+        .workers(listening_worker(1))
+        .master(master(script))
+        .artifacts("/atq/results")
+        .build()
+        .unwrap();
+    let director = Director::new(scope.cluster.clone());
+    let deployment = director.deploy(&task).await.unwrap();
+    let outcome = deployment.wait(Some(Duration::from_secs(60))).await.unwrap();
+    assert_eq!(outcome.exit_code, 0, "{outcome:#?}");
+    let out = tempfile::tempdir().unwrap();
+    let mut written = deployment.save_artifacts(out.path()).await.unwrap();
+    written.sort();
+    assert_eq!(written, [out.path().join("sub/data.csv"), out.path().join("summary.txt")]);
+    assert_eq!(std::fs::read_to_string(out.path().join("summary.txt")).unwrap(), "requests: 100\n");
+    assert_eq!(std::fs::read_to_string(out.path().join("sub/data.csv")).unwrap(), "a,b\n1,2\n");
+    deployment.teardown().await.unwrap();
+    director.settled().await;
+    assert_nothing_left(&scope).await;
+}
+
+#[tokio::test]
+async fn a_master_that_wrote_no_artifacts_is_a_not_found_path() {
+    let name = unique("dnoart");
+    let scope = Scope::for_task(&name).await;
+    let task = Task::builder(&name)
+        .workers(listening_worker(1))
+        .master(master("exit 0"))
+        .artifacts("/atq/results")
+        .build()
+        .unwrap();
+    let director = Director::new(scope.cluster.clone());
+    let deployment = director.deploy(&task).await.unwrap();
+    deployment.wait(Some(Duration::from_secs(60))).await.unwrap();
+    let err = deployment.artifacts().await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { kind: "path", .. }), "{err}");
+    deployment.teardown().await.unwrap();
+    director.settled().await;
+    assert_nothing_left(&scope).await;
+}
