@@ -143,6 +143,10 @@ pub struct RunArgs {
     /// role that names no data of its own.
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
+    /// Save the master's artifacts (the files it wrote in the task's `artifacts` directory)
+    /// into DIR after it exits [default: ./atq-artifacts/<task>/ when the task has `artifacts`].
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
 }
 
 /// Arguments of `atq up`.

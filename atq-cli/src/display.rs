@@ -5,6 +5,7 @@
 //! everything goes to stdout, one object per line.
 
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use atq_core::cluster::{LogLine, LogSource};
@@ -258,6 +259,16 @@ impl Display {
             outcome.exit_code,
             if torn_down { String::new() } else { format!(" (kept: `atq down {}` removes it)", outcome.task) },
         ));
+    }
+
+    /// The artifacts saved after a run.
+    pub fn artifacts(&mut self, task: &str, dir: &Path, files: &[PathBuf]) {
+        if self.mode == Mode::Json {
+            let value = json!({"event": "artifacts", "task": task, "dir": dir, "files": files});
+            out(&value.to_string());
+        } else {
+            err(&format!("atq: artifacts: {} file(s) in {}", files.len(), dir.display()));
+        }
     }
 
     /// Interrupted: clears the bars and says cleanup is under way.

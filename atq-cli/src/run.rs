@@ -7,10 +7,11 @@
 //! cleanup (`atq prune` removes what is left).
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use atq_core::cluster::LogStream;
-use atq_core::{Director, Event, Task};
+use atq_core::{Director, Event, Task, ValidationError};
 use futures_util::stream::{self, Fuse, StreamExt};
 use serde_json::json;
 use tokio::sync::broadcast;
@@ -20,6 +21,10 @@ use crate::display::{self, Display, Mode};
 use crate::error::CliError;
 use crate::signals::Signals;
 use crate::{engine, exit, taskfile};
+
+/// Where `atq run` saves artifacts when the task has some and `--artifacts` is not given:
+/// `./atq-artifacts/<task>/`.
+const DEFAULT_ARTIFACTS_DIR: &str = "atq-artifacts";
 
 /// How long to keep reading the master's log stream after it exited, for lines still in flight.
 const LOG_DRAIN: Duration = Duration::from_secs(2);
@@ -133,10 +138,28 @@ pub async fn run(args: RunArgs, signals: &mut Signals) -> Result<u8, CliError> {
     let mut feed = Feed::new(&director, Display::new(Mode::detect(args.json), task.name()));
     let timeout = args.timeout.map(Duration::from_secs).or(task.run_timeout());
     let keep = args.keep;
+    let artifacts = artifacts_dir(&task, args.artifacts)?;
     interruptible(&director, &mut feed, signals, async |feed: &mut Feed| {
-        run_flow(&director, &task, keep, timeout, feed).await
+        run_flow(&director, &task, keep, timeout, artifacts.as_deref(), feed).await
     })
     .await
+}
+
+/// Where to save the task's artifacts: `--artifacts`, else `./atq-artifacts/<task>/` when the
+/// task has an `artifacts` directory, else nowhere. `--artifacts` on a task without one is an error.
+fn artifacts_dir(task: &Task, flag: Option<PathBuf>) -> Result<Option<PathBuf>, CliError> {
+    match (flag, task.artifacts()) {
+        (Some(dir), Some(_)) => Ok(Some(dir)),
+        (None, Some(_)) => Ok(Some(Path::new(DEFAULT_ARTIFACTS_DIR).join(task.name()))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(CliError::Invalid {
+            file: "--artifacts".into(),
+            error: ValidationError::single(
+                "artifacts",
+                "the task names no artifacts directory: add `artifacts: /atq/results` to the task file and have the master write its files there ($ATQ_RESULTS_DIR)",
+            ),
+        }),
+    }
 }
 
 async fn run_flow(
@@ -144,6 +167,7 @@ async fn run_flow(
     task: &Task,
     keep: bool,
     timeout: Option<Duration>,
+    artifacts: Option<&Path>,
     feed: &mut Feed,
 ) -> Result<u8, CliError> {
     let started = Instant::now();
@@ -155,6 +179,11 @@ async fn run_flow(
     }
     let outcome = feed.until(deployment.wait(timeout)).await;
     feed.drain_logs(LOG_DRAIN).await;
+    // Artifacts are read from the master's container, so before teardown removes it.
+    let saved = match (&outcome, artifacts) {
+        (Ok(_), Some(dir)) => Some(feed.until(deployment.save_artifacts(dir)).await.map(|files| (dir, files))),
+        _ => None,
+    };
     let workers = deployment.workers().len();
     let teardown = if keep {
         deployment.keep();
@@ -168,6 +197,10 @@ async fn run_flow(
     feed.display.rest_of_logs(&outcome);
     teardown?;
     feed.display.outcome(&outcome, workers, started.elapsed(), !keep);
+    if let Some(saved) = saved {
+        let (dir, files) = saved?;
+        feed.display.artifacts(&outcome.task, dir, &files);
+    }
     let code = exit::of_master(outcome.exit_code);
     if i64::from(code) != outcome.exit_code {
         display::err(&format!("atq: the master's exit code {} is outside 0..=255: exiting {code}", outcome.exit_code));

@@ -262,3 +262,88 @@ fn run_with_data_pushes_the_bundle_and_mounts_it() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("bundle of 1 file(s)"), "pushed before the deploy: {stderr}");
 }
+
+const TASK_WITH_ARTIFACTS: &str =
+    "name: arts\nworker:\n  image: busybox\nmaster:\n  image: busybox\nartifacts: /atq/results\n";
+
+const FAKE_ARTIFACTS: &str = "/atq/results/summary.txt=requests: 100\n/atq/results/sub/data.csv=a,b";
+
+#[test]
+fn run_saves_the_masters_artifacts_into_the_given_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("task.yaml");
+    std::fs::write(&path, TASK_WITH_ARTIFACTS).unwrap();
+    let target = dir.path().join("out");
+    let out = atq()
+        .arg("run")
+        .arg(&path)
+        .arg("--artifacts")
+        .arg(&target)
+        .env("ATQ_FAKE_MASTER_ARTIFACTS", FAKE_ARTIFACTS)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(std::fs::read_to_string(target.join("summary.txt")).unwrap(), "requests: 100");
+    assert_eq!(std::fs::read_to_string(target.join("sub/data.csv")).unwrap(), "a,b");
+    assert!(stderr.contains(&format!("atq: artifacts: 2 file(s) in {}", target.display())), "{stderr}");
+}
+
+#[test]
+fn without_the_flag_artifacts_go_to_atq_artifacts_slash_the_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("task.yaml");
+    std::fs::write(&path, TASK_WITH_ARTIFACTS).unwrap();
+    let out = atq()
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(&path)
+        .args(["--name", "renamed"])
+        .env("ATQ_FAKE_MASTER_ARTIFACTS", FAKE_ARTIFACTS)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let saved = dir.path().join("atq-artifacts/renamed/summary.txt");
+    assert_eq!(std::fs::read_to_string(saved).unwrap(), "requests: 100");
+}
+
+#[test]
+fn run_json_reports_the_artifacts_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("task.yaml");
+    std::fs::write(&path, TASK_WITH_ARTIFACTS).unwrap();
+    let target = dir.path().join("out");
+    let out = atq()
+        .args(["run", "--json", "--artifacts"])
+        .arg(&target)
+        .arg(&path)
+        .env("ATQ_FAKE_MASTER_ARTIFACTS", FAKE_ARTIFACTS)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let lines = json_lines(&out.stdout);
+    let last = lines.last().unwrap();
+    assert_eq!(last["event"], "artifacts", "{lines:?}");
+    assert_eq!(last["files"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_master_that_wrote_no_artifacts_is_an_atq_error_after_teardown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("task.yaml");
+    std::fs::write(&path, TASK_WITH_ARTIFACTS).unwrap();
+    let out = atq().current_dir(dir.path()).arg("run").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("wrote nothing"), "{stderr}");
+}
+
+#[test]
+fn the_artifacts_flag_on_a_task_without_artifacts_is_refused_before_deploying() {
+    let (dir, path) = task_file();
+    let out = atq().arg("run").arg(&path).arg("--artifacts").arg(dir.path().join("out")).output().unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("artifacts: /atq/results"), "{stderr}");
+    assert!(!dir.path().join("out").exists());
+}
