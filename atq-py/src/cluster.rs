@@ -62,6 +62,13 @@ impl PyFakeCluster {
         Ok(())
     }
 
+    /// Masters created from now on write `files` (absolute path in the container -> `bytes`),
+    /// for `Deployment.save_artifacts`.
+    fn master_artifacts(&self, files: BTreeMap<String, Vec<u8>>) {
+        let script = files.into_iter().fold(Script::new(), |script, (path, content)| script.artifact(path, content));
+        self.inner.script(Matcher::role(Role::Master), script);
+    }
+
     /// Masters created from now on run until removed (for `Deployment.wait(timeout=...)`).
     fn master_never_exits(&self) {
         self.inner.script(Matcher::role(Role::Master), Script::runs_until_removed());

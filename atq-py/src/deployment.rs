@@ -123,6 +123,16 @@ impl PyDeployment {
         block_on(py, Some(&self.director), None, None, async move { d.logs_text().await })
     }
 
+    /// Copies the files the master wrote in the task's `artifacts` directory into `dir` (created
+    /// if needed), keeping their relative paths, and returns the paths written; `[]` when the
+    /// task has no `artifacts`. Call it after `wait()` and before teardown. Raises
+    /// `atq.AtqError` when the master wrote nothing there or the archive is unsafe.
+    fn save_artifacts(&self, py: Python<'_>, dir: std::path::PathBuf) -> PyResult<Vec<String>> {
+        let d = self.handle()?;
+        let files = block_on(py, Some(&self.director), None, None, async move { d.save_artifacts(&dir).await })?;
+        Ok(files.iter().map(|p| p.display().to_string()).collect())
+    }
+
     /// Removes everything the task created. Idempotent.
     fn teardown(&self, py: Python<'_>) -> PyResult<()> {
         let d = self.handle()?;

@@ -89,7 +89,7 @@ impl PyTask {
     /// `WORKER_CSV_VIPS` listing the workers' addresses. Times are seconds (or `timedelta`).
     #[new]
     #[pyo3(signature = (name, worker, master, *, wait_command=None, delay=None, start_timeout=None,
-                        run_timeout=None, ttl=None, labels=None))]
+                        run_timeout=None, ttl=None, labels=None, artifacts=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         name: String,
@@ -101,6 +101,7 @@ impl PyTask {
         run_timeout: Option<&Bound<'_, PyAny>>,
         ttl: Option<&Bound<'_, PyAny>>,
         labels: Option<BTreeMap<String, String>>,
+        artifacts: Option<String>,
     ) -> PyResult<Self> {
         let mut b = Task::builder(name).workers(worker.inner.clone()).master(master.inner.clone());
         if let Some(w) = wait_command {
@@ -120,6 +121,9 @@ impl PyTask {
         }
         for (k, v) in labels.unwrap_or_default() {
             b = b.label(k, v);
+        }
+        if let Some(dir) = artifacts {
+            b = b.artifacts(dir);
         }
         let py = worker.py();
         b.build().map(|inner| PyTask { inner }).map_err(|e| validation(py, e))
@@ -216,6 +220,13 @@ impl PyTask {
     #[getter]
     fn labels(&self) -> BTreeMap<String, String> {
         self.inner.labels().clone()
+    }
+
+    /// The directory in the master's container whose files are the task's artifacts, if any
+    /// (the master finds it in `ATQ_RESULTS_DIR`).
+    #[getter]
+    fn artifacts(&self) -> Option<&str> {
+        self.inner.artifacts()
     }
 
     fn __repr__(&self) -> String {

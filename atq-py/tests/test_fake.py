@@ -387,3 +387,45 @@ def test_the_masters_logs_are_readable_before_and_after_it_exits(task, atq_fake_
     with atq_fake_director.deploy(task) as d:
         out = d.wait()
         assert d.logs() == out.logs == "first\nsecond\n"
+
+
+# --- artifacts -------------------------------------------------------------------------------
+
+
+def test_save_artifacts_writes_the_files_the_master_wrote(tmp_path):
+    fake = atq.FakeCluster()
+    fake.master_artifacts({"/atq/results/summary.txt": b"requests: 100\n", "/atq/results/sub/data.csv": b"a,b\n"})
+    task = atq.Task(
+        "arts",
+        worker=atq.Service("lab/worker:1"),
+        master=atq.Service("lab/master:1"),
+        artifacts="/atq/results",
+    )
+    assert task.artifacts == "/atq/results"
+    with atq.Director(fake).deploy(task) as d:
+        assert fake.service_env("arts_master")["ATQ_RESULTS_DIR"] == "/atq/results"
+        d.wait(timeout=5)
+        files = d.save_artifacts(tmp_path / "out")
+    assert sorted(files) == [str(tmp_path / "out" / "sub" / "data.csv"), str(tmp_path / "out" / "summary.txt")]
+    assert (tmp_path / "out" / "summary.txt").read_text() == "requests: 100\n"
+    assert fake.is_empty()
+
+
+def test_save_artifacts_is_empty_for_a_task_without_artifacts(task, tmp_path):
+    with atq.Director(atq.FakeCluster()).deploy(task) as d:
+        d.wait(timeout=5)
+        assert d.save_artifacts(str(tmp_path / "out")) == []
+    assert task.artifacts is None
+
+
+def test_a_relative_artifacts_directory_is_a_validation_error():
+    with pytest.raises(atq.ValidationError, match="artifacts"):
+        atq.Task("t", worker=atq.Service("w"), master=atq.Service("m"), artifacts="results")
+
+
+def test_a_master_that_wrote_no_artifacts_raises(tmp_path):
+    task = atq.Task("none", worker=atq.Service("w"), master=atq.Service("m"), artifacts="/atq/results")
+    with atq.Director(atq.FakeCluster()).deploy(task) as d:
+        d.wait(timeout=5)
+        with pytest.raises(atq.EngineError, match="wrote nothing"):
+            d.save_artifacts(tmp_path)
