@@ -69,7 +69,8 @@ const MAX_CONFIG_NAME: usize = 64;
 /// [`script`](Self::script) (and its shorthands [`master_exits`](Self::master_exits),
 /// [`probe_output`](Self::probe_output), [`never_starts`](Self::never_starts)) decides how the
 /// replicas of services created afterwards start, run and print; [`missing_image`](Self::missing_image)
-/// makes the engine reject an image. [`fail_call`](Self::fail_call),
+/// makes the engine reject an image; [`Script::artifact`] adds files a replica writes, which
+/// [`copy_from_replica`](Cluster::copy_from_replica) returns as a tar. [`fail_call`](Self::fail_call),
 /// [`fail_call_after`](Self::fail_call_after) and [`fail_any_call`](Self::fail_any_call) make
 /// a later call fail; [`kill_replica`](Self::kill_replica) kills a running replica;
 /// [`calls`](Self::calls) and [`call_log`](Self::call_log) tell what the engine was asked.

@@ -532,3 +532,42 @@ async fn a_call_dropped_during_its_delay_has_no_effect() {
     fake.create_network(&network("n")).await.unwrap();
     assert_eq!(fake.networks(), ["n"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn copy_from_replica_archives_the_scripted_files_under_the_path() {
+    let fake = FakeCluster::new();
+    fake.script(
+        Matcher::name("m"),
+        Script::exits(0).artifact("/out/a.txt", "A").artifact("/out/sub/b.txt", "B").artifact("/other/c", "C"),
+    );
+    fake.create_network(&network("n")).await.unwrap();
+    fake.create_service(&service("m", 1, "n")).await.unwrap();
+    let replica = fake.replicas("m", "n").await.unwrap().remove(0);
+    let container = replica.container_id.expect("a started replica has a container");
+
+    let archive = fake.copy_from_replica(&container, "/out/").await.unwrap();
+    let mut names = Vec::new();
+    for entry in tar::Archive::new(archive.as_slice()).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut content = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut content).unwrap();
+        names.push((entry.path().unwrap().display().to_string(), content));
+    }
+    let expected = [("out/", ""), ("out/a.txt", "A"), ("out/sub/b.txt", "B")];
+    assert_eq!(names, expected.map(|(n, c)| (n.to_owned(), c.to_owned())));
+    assert_eq!(fake.call_log().last().unwrap().kind, CallKind::CopyFromReplica);
+
+    let err = fake.copy_from_replica(&container, "/nothing").await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { kind: "path", .. }), "{err}");
+    let err = fake.copy_from_replica("nope", "/out").await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { kind: "container", .. }), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_never_started_has_no_container() {
+    let fake = FakeCluster::new();
+    fake.never_starts(Matcher::name("w"));
+    fake.create_network(&network("n")).await.unwrap();
+    fake.create_service(&service("w", 1, "n")).await.unwrap();
+    assert_eq!(fake.replicas("w", "n").await.unwrap()[0].container_id, None);
+}
