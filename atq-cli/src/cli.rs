@@ -144,7 +144,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
     /// Save the master's artifacts (the files it wrote in the task's `artifacts` directory)
-    /// into DIR after it exits [default: ./atq-artifacts/<task>/ when the task has `artifacts`].
+    /// into DIR after it exits (default: ./atq-artifacts/TASK/ when the task sets artifacts).
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
 }
