@@ -36,3 +36,20 @@ fn every_example_task_file_parses_and_validates() {
         }
     }
 }
+
+#[test]
+fn the_readmes_task_file_example_is_valid() {
+    let readme = std::fs::read_to_string(atq_examples::examples_dir().join("../README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```yaml\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .filter(|block| block.starts_with("name:"))
+        .collect();
+    assert!(!blocks.is_empty(), "README.md has a task file example");
+    for block in blocks {
+        if let Err(e) = Task::from_yaml_str(block) {
+            panic!("README.md's task file example: {e}\n{block}");
+        }
+    }
+}
