@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use atq_benches::{load_average, ms, Summary};
 use atq_core::cluster::{Cluster, LabelSelector, ResourceKind};
-use atq_core::{Director, DockerCluster, Error, PollInterval, Service, Task};
+use atq_core::{Director, Error, PollInterval, Service, SwarmCluster, Task};
 use bollard::models::{
     EndpointSpec, EndpointSpecModeEnum, NetworkAttachmentConfig, NetworkCreateRequest, ServiceSpec, ServiceSpecMode,
     ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskSpecRestartPolicy,
@@ -94,7 +94,7 @@ async fn main() -> Res<()> {
     let args = args()?;
     let docker = Docker::connect_with_local_defaults()?;
     let version = docker.version().await?;
-    let cluster = DockerCluster::connect().await?;
+    let cluster = SwarmCluster::connect().await?;
     let mut director = Director::new(cluster.clone());
     if let Some(poll) = args.atq_poll {
         director = director.with_poll_interval(poll);
@@ -173,7 +173,7 @@ async fn main() -> Res<()> {
 /// (a) atq: deploy until the master runs; then teardown until the engine shows nothing left.
 async fn atq_deploy(
     director: &Director,
-    cluster: &DockerCluster,
+    cluster: &SwarmCluster,
     docker: &Docker,
     name: &str,
     image: &str,
@@ -230,7 +230,7 @@ fn phases(method: &str, stamps: &[(String, Duration)]) {
 
 /// Waits until the engine shows nothing of the atq task `name`: no service, config, network
 /// (by label) and no container.
-async fn wait_atq_gone(cluster: &DockerCluster, docker: &Docker, name: &str) -> Res<()> {
+async fn wait_atq_gone(cluster: &SwarmCluster, docker: &Docker, name: &str) -> Res<()> {
     let selector = LabelSelector::new().eq("io.atq.task", name);
     let deadline = Instant::now() + DEPLOY_LIMIT;
     loop {
@@ -250,7 +250,7 @@ async fn wait_atq_gone(cluster: &DockerCluster, docker: &Docker, name: &str) -> 
 }
 
 /// How long a task whose image does not exist takes to fail atq's deploy.
-async fn missing_image(director: &Director, cluster: &DockerCluster, docker: &Docker, name: &str) -> Res<Duration> {
+async fn missing_image(director: &Director, cluster: &SwarmCluster, docker: &Docker, name: &str) -> Res<Duration> {
     let task = Task::builder(name)
         .workers(Service::new("atq-bench/no-such-image:0").replicas(1))
         .master(Service::new("atq-bench/no-such-image:0"))

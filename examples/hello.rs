@@ -6,13 +6,13 @@
 //! cargo run -p atq-examples --example hello
 //! ```
 
-use atq_core::{Director, DockerCluster, Task};
+use atq_core::{Director, SwarmCluster, Task};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file = atq_examples::examples_dir().join("hello/hello.yaml");
     let task = Task::from_yaml_str(&std::fs::read_to_string(&file)?)?;
-    let director = Director::new(DockerCluster::connect().await?);
+    let director = Director::new(SwarmCluster::connect().await?);
 
     let mut events = director.subscribe();
     tokio::spawn(async move {

@@ -1,7 +1,7 @@
 //! `atq info`: the engine and the atq tasks on it. Never prints swarm join tokens (the core's
 //! `EngineInfo` does not even hold them).
 
-use atq_core::cluster::docker::DEFAULT_HOST;
+use atq_core::cluster::swarm::DEFAULT_HOST;
 use atq_core::{Director, TaskState};
 use serde_json::json;
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use atq_core::cluster::fake::{Matcher, Script};
 use atq_core::labels::Role;
-use atq_core::{Director, DockerCluster, FakeCluster};
+use atq_core::{Director, FakeCluster, SwarmCluster};
 
 use crate::error::CliError;
 
@@ -24,7 +24,7 @@ pub async fn director() -> Result<Director, CliError> {
         tracing::info!("ATQ_FAKE is set: using the in-memory fake engine");
         return Ok(Director::new(fake_cluster()));
     }
-    Ok(Director::new(DockerCluster::connect().await?))
+    Ok(Director::new(SwarmCluster::connect().await?))
 }
 
 /// The fake engine, scripted by environment variables (read only under `ATQ_FAKE=1`):

@@ -2,7 +2,7 @@
 //!
 //! Every variant says what failed, on which resource, and what to do about it. Engine
 //! failures are mapped to meaning (`NotFound`, `TaskExists`, …) in one place per engine
-//! (see `cluster::docker`), never with a blanket `From`.
+//! (see `cluster::swarm`), never with a blanket `From`.
 
 use std::fmt;
 use std::time::Duration;

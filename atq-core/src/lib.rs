@@ -14,7 +14,7 @@
 //!     .workers(Service::new("busybox").replicas(3))
 //!     .master(Service::new("busybox"))
 //!     .build()?;
-//! // `DockerCluster::connect().await?` for a real engine.
+//! // `SwarmCluster::connect().await?` for a real engine.
 //! let director = Director::new(FakeCluster::new());
 //! let deployment = director.deploy(&task).await?;
 //! assert_eq!(deployment.workers().len(), 3);
@@ -28,7 +28,7 @@
 //! ## Layout
 //! - [`task`] and [`service`]: what to run ([`Task`], [`Service`], [`WaitCommand`]), validated
 //!   once at `build()` or when read from a task file.
-//! - [`cluster`]: the [`Cluster`] port to a container engine, with [`DockerCluster`] (bollard)
+//! - [`cluster`]: the [`Cluster`] port to a container engine, with [`SwarmCluster`] (bollard)
 //!   and [`FakeCluster`] (in memory). It knows engines, not tasks.
 //! - [`director`]: all orchestration — deploy, wait, rollback, teardown, list, prune, the queue.
 //! - [`deployment`]: the handle of a deployed task ([`Deployment`], [`Outcome`]).
@@ -51,7 +51,7 @@ mod serde_util;
 pub mod service;
 pub mod task;
 
-pub use cluster::{Cluster, DockerCluster, FakeCluster};
+pub use cluster::{Cluster, FakeCluster, SwarmCluster};
 pub use data::DataBundle;
 pub use deployment::{Deployment, Outcome};
 pub use director::{Director, PollInterval, PruneReport, TaskInfo, TaskState};

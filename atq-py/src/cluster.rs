@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 
 use atq_core::cluster::fake::{CallKind, Matcher, Script};
 use atq_core::labels::Role;
-use atq_core::{Cluster, DockerCluster, FakeCluster};
+use atq_core::{Cluster, FakeCluster, SwarmCluster};
 
 use crate::convert::seconds;
 use crate::error::invalid;
@@ -168,8 +168,8 @@ impl PyDockerCluster {
 /// Connects to a Docker engine (and checks it is a swarm manager).
 async fn connect(host: Option<String>) -> atq_core::Result<Arc<dyn Cluster>> {
     let cluster = match host {
-        Some(host) => DockerCluster::connect_with(&host).await?,
-        None => DockerCluster::connect().await?,
+        Some(host) => SwarmCluster::connect_with(&host).await?,
+        None => SwarmCluster::connect().await?,
     };
     Ok(Arc::new(cluster))
 }

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use atq_core::cluster::{Cluster, LabelSelector, LogLine, Replica, ResourceKind};
-use atq_core::{Director, DockerCluster, Event};
+use atq_core::{Director, Event, SwarmCluster};
 use futures_util::StreamExt;
 
 /// The busybox test image (`tests/images/build.sh`).
@@ -32,9 +32,9 @@ pub const TEST_LABEL: &str = "io.atq.test";
 pub const RUN_UNTIL_STOPPED: &str = "trap 'exit 0' TERM; while :; do sleep 0.2; done";
 
 /// Connects to the engine, failing the test with the reason and the fix when it cannot.
-pub async fn cluster() -> DockerCluster {
+pub async fn cluster() -> SwarmCluster {
     ensure_images();
-    match DockerCluster::connect().await {
+    match SwarmCluster::connect().await {
         Ok(cluster) => cluster,
         Err(e) => panic!(
             "the integration tests need a Docker engine in swarm mode: {e}\n\
@@ -69,7 +69,7 @@ pub fn unique(what: &str) -> String {
 /// One test's objects: labels them, and removes all of them when dropped.
 pub struct Scope {
     /// The cluster the objects live on.
-    pub cluster: DockerCluster,
+    pub cluster: SwarmCluster,
     /// The value of the scope's label ([`TEST_LABEL`], or `io.atq.task`) on its objects.
     pub id: String,
     /// The label key that marks this scope's objects.
@@ -149,7 +149,7 @@ impl Drop for Scope {
 }
 
 /// Removes what `selector` matches: services first (they hold the networks and configs).
-async fn cleanup(cluster: &DockerCluster, selector: &LabelSelector) -> Result<(), atq_core::Error> {
+async fn cleanup(cluster: &SwarmCluster, selector: &LabelSelector) -> Result<(), atq_core::Error> {
     let gone = |r: Result<(), atq_core::Error>| match r {
         Err(e) if e.is_not_found() => Ok(()),
         other => other,
@@ -169,7 +169,7 @@ async fn cleanup(cluster: &DockerCluster, selector: &LabelSelector) -> Result<()
 /// Polls the service's replicas every 100 ms until `done` holds for them, and returns them;
 /// panics with the last view after `timeout`.
 pub async fn wait_replicas(
-    cluster: &DockerCluster,
+    cluster: &SwarmCluster,
     service: &str,
     network: &str,
     timeout: Duration,
@@ -199,7 +199,7 @@ pub fn all_terminal(n: usize) -> impl Fn(&[Replica]) -> bool {
 }
 
 /// The whole log of a service, read until its end.
-pub async fn logs(cluster: &DockerCluster, service: &str) -> Vec<LogLine> {
+pub async fn logs(cluster: &SwarmCluster, service: &str) -> Vec<LogLine> {
     let stream = cluster.logs(service, false).await.expect("read logs");
     stream.map(|l| l.expect("log line")).collect().await
 }
@@ -207,7 +207,7 @@ pub async fn logs(cluster: &DockerCluster, service: &str) -> Vec<LogLine> {
 /// Reads logs until `done` holds for them (the engine's log broker can lag behind a task's
 /// exit by a moment); panics with what it got after `timeout`.
 pub async fn logs_until(
-    cluster: &DockerCluster,
+    cluster: &SwarmCluster,
     service: &str,
     timeout: Duration,
     done: impl Fn(&[LogLine]) -> bool,

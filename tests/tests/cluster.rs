@@ -1,4 +1,4 @@
-//! `DockerCluster` through the `Cluster` trait, on the real engine.
+//! `SwarmCluster` through the `Cluster` trait, on the real engine.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -9,7 +9,7 @@ use atq_core::cluster::{
     ResourceKind, ServiceSpec,
 };
 use atq_core::service::HealthCheck;
-use atq_core::{DockerCluster, Error};
+use atq_core::{Error, SwarmCluster};
 use atq_tests::*;
 
 /// A network of the scope.
@@ -37,7 +37,7 @@ fn shell_service(scope: &Scope, name: &str, network: &str, replicas: u32, script
 #[tokio::test]
 async fn connecting_to_an_unreachable_engine_fails_fast() {
     for host in ["unix:///nonexistent/docker.sock", "tcp://127.0.0.1:1"] {
-        let (result, took) = timed(DockerCluster::connect_with(host)).await;
+        let (result, took) = timed(SwarmCluster::connect_with(host)).await;
         match result {
             Err(Error::EngineUnreachable { host: h, .. }) => assert_eq!(h, host),
             other => panic!("{host}: expected EngineUnreachable, got {other:?}"),

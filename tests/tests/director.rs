@@ -1,4 +1,4 @@
-//! The Director driving `DockerCluster`: whole tasks on the real engine.
+//! The Director driving `SwarmCluster`: whole tasks on the real engine.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

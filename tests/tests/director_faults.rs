@@ -11,7 +11,7 @@ use atq_core::cluster::{
     ServiceSpec,
 };
 use atq_core::labels::{self, Role};
-use atq_core::{Director, DockerCluster, Error, Event, Service, Task};
+use atq_core::{Director, Error, Event, Service, SwarmCluster, Task};
 use atq_tests::*;
 
 /// A worker that runs until stopped.
@@ -43,7 +43,7 @@ enum Fault {
 
 /// The real engine, with one kind of call failing.
 struct Faulty {
-    engine: DockerCluster,
+    engine: SwarmCluster,
     fault: Fault,
 }
 

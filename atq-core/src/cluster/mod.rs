@@ -2,7 +2,7 @@
 //!
 //! [`Cluster`] is the narrow interface the [`Director`](crate::Director) drives: networks,
 //! services and their replicas, logs, configs, label queries and engine facts. It knows
-//! nothing of tasks. Two implementations ship with atq: [`DockerCluster`] (a real Docker
+//! nothing of tasks. Two implementations ship with atq: [`SwarmCluster`] (a real Docker
 //! engine in swarm mode, through bollard) and [`FakeCluster`] (in memory, for tests).
 
 use std::collections::BTreeMap;
@@ -15,11 +15,11 @@ use futures_util::Stream;
 use crate::error::Result;
 use crate::service::{HealthCheck, Resources};
 
-pub mod docker;
 pub mod fake;
+pub mod swarm;
 
-pub use docker::DockerCluster;
 pub use fake::FakeCluster;
+pub use swarm::SwarmCluster;
 
 /// Largest archive [`Cluster::copy_from_replica`] returns: 256 MiB.
 ///

@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use atq_core::{Director, DockerCluster, Service, Task, WaitCommand};
+use atq_core::{Director, Service, SwarmCluster, Task, WaitCommand};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let name = std::env::args().nth(1).expect("usage: atq-deploy-and-hang TASK");
-    let cluster = DockerCluster::connect().await.expect("connect to the engine");
+    let cluster = SwarmCluster::connect().await.expect("connect to the engine");
     let busybox = atq_tests::BUSYBOX;
     let task = Task::builder(&name)
         .workers(Service::new(busybox).command(["sh", "-c"]).args([atq_tests::RUN_UNTIL_STOPPED]))

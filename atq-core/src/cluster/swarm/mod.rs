@@ -1,4 +1,4 @@
-//! [`DockerCluster`]: a Docker engine in swarm mode, through bollard.
+//! [`SwarmCluster`]: a Docker engine in swarm mode, through bollard.
 //!
 //! - Connecting honours `DOCKER_HOST` (`unix://…` or `tcp://…`), else the default socket,
 //!   fails fast ([`Error::EngineUnreachable`] within [`CONNECT_TIMEOUT`]) when nothing
@@ -22,7 +22,7 @@
 //!   on the node (and blocks its name) until the service's containers have stopped — up to
 //!   their stop grace period (10 s by default). [`Cluster::remove_network`] therefore retries
 //!   while it is in use and then waits until the engine no longer knows the network, within
-//!   [`DockerCluster::with_removal_timeout`].
+//!   [`SwarmCluster::with_removal_timeout`].
 //! - A removed service's tasks stay (desired state "remove") until their containers have
 //!   stopped — about 2 s for a container that exits on SIGTERM, the stop grace period (10 s)
 //!   for one that ignores it — then `GET /tasks/{id}` is a 404; the stopped container itself is
@@ -58,10 +58,10 @@ use crate::error::{Error, Result};
 /// The default engine address when `DOCKER_HOST` is not set.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
-/// How long [`DockerCluster::connect`] waits for the engine's first answer.
+/// How long [`SwarmCluster::connect`] waits for the engine's first answer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Default bound for [`Cluster::remove_network`]'s wait (see [`DockerCluster::with_removal_timeout`]).
+/// Default bound for [`Cluster::remove_network`]'s wait (see [`SwarmCluster::with_removal_timeout`]).
 pub const DEFAULT_REMOVAL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Largest config (bytes) swarmkit accepts: "less than 1024000 bytes" (1000 KiB).
@@ -70,18 +70,18 @@ const MAX_CONFIG_BYTES: usize = 1000 * 1024 - 1;
 /// A [`Cluster`] over a Docker engine that is a swarm manager.
 ///
 /// ```no_run
-/// use atq_core::cluster::{Cluster, DockerCluster};
+/// use atq_core::cluster::{Cluster, SwarmCluster};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), atq_core::Error> {
-/// let cluster = DockerCluster::connect().await?; // DOCKER_HOST, or the local socket
+/// let cluster = SwarmCluster::connect().await?; // DOCKER_HOST, or the local socket
 /// let info = cluster.info().await?;
 /// println!("Docker {} at {}: {}/{} nodes ready", info.version, cluster.host(), info.nodes_ready, info.nodes_total);
 /// # Ok(())
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct DockerCluster {
+pub struct SwarmCluster {
     /// The bollard client, for every typed call.
     docker: Docker,
     /// The same endpoint, for the `GET /tasks` that bollard cannot decode in full.
@@ -94,9 +94,9 @@ pub struct DockerCluster {
     removal_timeout: Duration,
 }
 
-impl std::fmt::Debug for DockerCluster {
+impl std::fmt::Debug for SwarmCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DockerCluster")
+        f.debug_struct("SwarmCluster")
             .field("host", &self.host)
             .field("api_version", &self.api_version)
             .field("removal_timeout", &self.removal_timeout)
@@ -104,14 +104,14 @@ impl std::fmt::Debug for DockerCluster {
     }
 }
 
-impl DockerCluster {
+impl SwarmCluster {
     /// Connects to the engine named by `DOCKER_HOST`, or else the default local socket
     /// ([`DEFAULT_HOST`]), and checks that it is a swarm manager.
     ///
     /// # Errors
     /// [`Error::EngineUnreachable`] when nothing answers within [`CONNECT_TIMEOUT`];
     /// [`Error::NotSwarmManager`] when the engine is not a swarm manager.
-    pub async fn connect() -> Result<DockerCluster> {
+    pub async fn connect() -> Result<SwarmCluster> {
         let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
         Self::connect_with(host.as_deref().unwrap_or(DEFAULT_HOST)).await
     }
@@ -120,8 +120,8 @@ impl DockerCluster {
     /// checks that it is a swarm manager.
     ///
     /// # Errors
-    /// As [`DockerCluster::connect`].
-    pub async fn connect_with(host: &str) -> Result<DockerCluster> {
+    /// As [`SwarmCluster::connect`].
+    pub async fn connect_with(host: &str) -> Result<SwarmCluster> {
         let unreachable = |message: String| Error::EngineUnreachable { host: host.to_string(), message };
         let docker = Docker::connect_with_host(host).map_err(|e| unreachable(e.to_string()))?;
         match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {
@@ -136,7 +136,7 @@ impl DockerCluster {
         let raw =
             RawClient::new(host).ok_or_else(|| unreachable("only unix:// and tcp:// are supported".to_string()))?;
         let version = docker.client_version();
-        let cluster = DockerCluster {
+        let cluster = SwarmCluster {
             raw,
             host: host.to_string(),
             api_version: format!("{}.{}", version.major_version, version.minor_version),
@@ -312,7 +312,7 @@ fn engine_error(host: &str, err: BollardError, operation: &'static str, kind: &'
 }
 
 #[async_trait]
-impl Cluster for DockerCluster {
+impl Cluster for SwarmCluster {
     async fn copy_from_replica(&self, container_id: &str, path: &str) -> Result<Vec<u8>> {
         let options = DownloadFromContainerOptions { path: path.to_string() };
         let mut stream = self.docker.download_from_container(container_id, Some(options));
