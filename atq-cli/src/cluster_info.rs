@@ -28,9 +28,11 @@ pub async fn info(director: &Director, as_json: bool) -> Result<(), CliError> {
         out(&value.to_string());
         return Ok(());
     }
-    let role = if engine.is_manager { "manager" } else { "not a manager" };
     out(&format!("engine:      Docker {} (API {}) at {host}", engine.version, engine.api_version));
-    out(&format!("swarm:       {}, {role}, node {}", engine.swarm_state, engine.node_id));
+    out(&format!("backend:     {}", engine.backend));
+    for (name, value) in &engine.details {
+        out(&format!("{:<12} {value}", format!("{name}:")));
+    }
     out(&format!("nodes:       {}/{} ready", engine.nodes_ready, engine.nodes_total));
     if engine.max_config_bytes > 0 {
         out(&format!("max config:  {} bytes", engine.max_config_bytes));

@@ -221,7 +221,7 @@ impl Display {
     pub fn rest_of_logs(&mut self, outcome: &Outcome) {
         let rest: Vec<&str> = outcome.logs.lines().skip(self.log_lines).collect();
         for text in rest {
-            self.log(&LogLine { source: LogSource::Stdout, text: text.to_owned() });
+            self.log(&LogLine::new(LogSource::Stdout, text));
         }
     }
 

@@ -130,11 +130,11 @@ fn info_shows_the_swarm_and_no_join_token() {
     let out = atq().arg("info").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("manager") && stdout.contains("1/1 ready"), "{stdout}");
+    assert!(stdout.contains("backend:     fake") && stdout.contains("1/1 ready"), "{stdout}");
     assert!(!stdout.to_lowercase().contains("token"), "{stdout}");
     let json = atq().args(["info", "--json"]).output().unwrap().stdout;
     let value: Value = serde_json::from_slice(&json).unwrap();
-    assert_eq!(value["engine"]["is_manager"], true);
+    assert_eq!(value["engine"]["backend"], "fake");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use crate::cluster::{LabelSelector, LogStream, Replica, ReplicaState, ResourceKind};
+use crate::cluster::{LabelSelector, LogOptions, LogStream, Replica, ReplicaState, ResourceKind};
 use crate::director::{collect_logs, remove_resources, replica_failed, Director, PollInterval};
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -127,7 +127,7 @@ impl Deployment {
         let Some(exit_code) = master.exit_code else {
             return Err(replica_failed(&service, &master));
         };
-        let logs = collect_logs(cluster.logs(&service, false).await?).await?;
+        let logs = collect_logs(cluster.logs(&service, &LogOptions::all()).await?).await?;
         let mut failed_workers: Vec<Replica> = cluster
             .replicas(&self.task.worker_service_name(), &network)
             .await?
@@ -150,7 +150,11 @@ impl Deployment {
     /// The master's logs: what it printed so far, or with `follow`, also what it prints next,
     /// until it exits.
     pub async fn logs(&self, follow: bool) -> Result<LogStream> {
-        self.director.inner.cluster.logs(&self.task.master_service_name(), follow).await
+        self.director
+            .inner
+            .cluster
+            .logs(&self.task.master_service_name(), &LogOptions { follow, ..LogOptions::default() })
+            .await
     }
 
     /// The master's logs so far, as text (a line per log line).

@@ -18,8 +18,8 @@ use tokio::sync::{broadcast, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::cluster::{
-    Cluster, ConfigMount, ConfigSpec, LabelSelector, LogStream, NetworkSpec, Replica, ReplicaState, Resource,
-    ResourceKind, ServiceSpec,
+    Cluster, ConfigMount, ConfigSpec, LabelSelector, LogOptions, LogStream, NetworkSpec, Replica, ReplicaState,
+    Resource, ResourceKind, ServiceSpec,
 };
 use crate::data;
 use crate::deployment::Deployment;
@@ -321,10 +321,7 @@ impl Director {
         // 0b. Artifacts are read from the master's container, and only the engine that runs a
         //     container can read its files: on a multi-node swarm the master must run on the node
         //     atq talks to, so it is pinned there. Asked only when the task wants artifacts.
-        let artifacts_node = match task.artifacts() {
-            Some(_) => Some(cluster.info().await?.node_id).filter(|id| !id.is_empty()),
-            None => None,
-        };
+        let pin_master = task.artifacts().is_some();
 
         // 1. The network is the lock: swarm network names are unique, so of two racing deploys
         //    of one name exactly one creates it.
@@ -332,6 +329,7 @@ impl Director {
             name: network.clone(),
             labels: self.base_labels(task, Role::Network, &created.deploy_id),
             attachable: true,
+            capacity: task.workers().replicas + 2,
         };
         let id = cluster.create_network(&spec).await.map_err(|e| match e {
             Error::Conflict { .. } => Error::TaskExists { name: name.clone() },
@@ -387,9 +385,7 @@ impl Director {
         if let Some(dir) = task.artifacts() {
             master.env.push(("ATQ_RESULTS_DIR".into(), dir.into()));
         }
-        if let Some(node) = artifacts_node {
-            master.constraints.push(format!("node.id=={node}"));
-        }
+        master.placement.local_node = pin_master;
         master.configs.push(ConfigMount { config_id, config_name: config.name, target: WORKERS_FILE.into() });
         let id = self.create_service(task, &master).await?;
         created.push(ResourceKind::Service, id);
@@ -433,9 +429,11 @@ impl Director {
             labels,
             health_check: service.health_check.clone(),
             resources: service.resources,
-            constraints: service.constraints.clone(),
+            placement: crate::cluster::Placement { local_node: false, constraints: service.constraints.clone() },
             mounts: Vec::new(),
             configs: Vec::new(),
+            one_off: false,
+            stop_grace_period: None,
         }
     }
 
@@ -532,6 +530,7 @@ impl Director {
                 args: vec![wait.command.clone()],
                 networks: vec![network.to_owned()],
                 labels: self.base_labels(task, Role::Probe, &created.deploy_id),
+                one_off: true,
                 ..ServiceSpec::default()
             };
             spec.container_labels = spec.labels.clone();
@@ -571,11 +570,12 @@ impl Director {
                     // Never ran: the image is missing, or the command could not start.
                     return Err(replica_failed(service, r));
                 }
-                let output = collect_logs(self.inner.cluster.logs(service, false).await?).await?;
+                let output = collect_logs(self.inner.cluster.logs(service, &LogOptions::all()).await?).await?;
                 return Ok((r.exit_code, output));
             }
             if Instant::now() >= deadline {
-                let output = collect_logs(self.inner.cluster.logs(service, false).await?).await.unwrap_or_default();
+                let output =
+                    collect_logs(self.inner.cluster.logs(service, &LogOptions::all()).await?).await.unwrap_or_default();
                 return Ok((None, output));
             }
             let pause = PollInterval::pause(interval, took);
@@ -623,7 +623,9 @@ impl Director {
             .list_resources(ResourceKind::Service, &task_selector(name).eq(labels::ROLE, role.as_str()))
             .await?;
         match services.into_iter().next() {
-            Some(service) => self.inner.cluster.logs(&service.name, follow).await,
+            Some(service) => {
+                self.inner.cluster.logs(&service.name, &LogOptions { follow, ..LogOptions::default() }).await
+            }
             None => Err(Error::TaskNotFound { name: format!("{name} (role {role})") }),
         }
     }

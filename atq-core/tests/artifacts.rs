@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use atq_core::cluster::fake::{CallKind, Matcher, Script};
-use atq_core::cluster::{Cluster, ServiceSpec};
+use atq_core::cluster::ServiceSpec;
 use atq_core::labels::Role;
 use atq_core::{Director, Error, FakeCluster, Service, Task};
 
@@ -70,12 +70,11 @@ async fn a_task_with_artifacts_pins_its_master_to_the_local_node_and_tells_it_th
     let fake = FakeCluster::new();
     let director = Director::new(fake.clone());
     let d = director.deploy(&task("pinned", Some("/atq/results"))).await.unwrap();
-    let node = fake.info().await.unwrap().node_id;
     let master = fake.service_spec("pinned_master").unwrap();
-    assert_eq!(master.constraints, [format!("node.id=={node}")]);
+    assert!(master.placement.local_node && master.placement.constraints.is_empty());
     assert_eq!(env_of(&master, "ATQ_RESULTS_DIR").as_deref(), Some("/atq/results"));
     let worker = fake.service_spec("pinned_worker").unwrap();
-    assert!(worker.constraints.is_empty(), "workers may run anywhere");
+    assert!(!worker.placement.local_node, "workers may run anywhere");
     assert_eq!(env_of(&worker, "ATQ_RESULTS_DIR"), None);
     d.teardown().await.unwrap();
 }
@@ -87,7 +86,7 @@ async fn a_task_without_artifacts_has_none_and_is_not_pinned() {
     let d = director.deploy(&task("plain", None)).await.unwrap();
     d.wait(None).await.unwrap();
     let master = fake.service_spec("plain_master").unwrap();
-    assert!(master.constraints.is_empty());
+    assert!(!master.placement.local_node);
     assert_eq!(env_of(&master, "ATQ_RESULTS_DIR"), None);
     assert_eq!(fake.calls(CallKind::Info), 0, "no engine info asked for");
     assert_eq!(d.artifacts().await.unwrap(), None);

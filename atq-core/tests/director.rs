@@ -216,7 +216,7 @@ impl Cluster for Stall {
         self.step().await;
         self.inner.replicas(service, network).await
     }
-    async fn logs(&self, service: &str, follow: bool) -> atq_core::Result<LogStream> {
+    async fn logs(&self, service: &str, follow: &atq_core::cluster::LogOptions) -> atq_core::Result<LogStream> {
         self.step().await;
         self.inner.logs(service, follow).await
     }
@@ -525,6 +525,7 @@ async fn prune_removes_tasks_of_dead_owners_and_expired_ones_only() {
         name: "expired_net".into(),
         labels: expired.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         attachable: true,
+        capacity: 1,
     };
     fake.create_network(&spec).await.unwrap();
 

@@ -200,7 +200,7 @@ pub fn all_terminal(n: usize) -> impl Fn(&[Replica]) -> bool {
 
 /// The whole log of a service, read until its end.
 pub async fn logs(cluster: &SwarmCluster, service: &str) -> Vec<LogLine> {
-    let stream = cluster.logs(service, false).await.expect("read logs");
+    let stream = cluster.logs(service, &atq_core::cluster::LogOptions::all()).await.expect("read logs");
     stream.map(|l| l.expect("log line")).collect().await
 }
 

@@ -14,7 +14,7 @@ use atq_tests::*;
 
 /// A network of the scope.
 async fn network(scope: &Scope, name: &str) -> String {
-    let spec = NetworkSpec { name: name.to_string(), labels: scope.labels(), attachable: true };
+    let spec = NetworkSpec { name: name.to_string(), labels: scope.labels(), attachable: true, capacity: 16 };
     scope.cluster.create_network(&spec).await.expect("create network");
     name.to_string()
 }
@@ -50,10 +50,10 @@ async fn connecting_to_an_unreachable_engine_fails_fast() {
 async fn info_reports_a_ready_manager() {
     let cluster = cluster().await;
     let info = cluster.info().await.unwrap();
-    assert!(info.is_manager, "{info:?}");
-    assert_eq!(info.swarm_state, "active");
+    assert_eq!(info.backend, atq_core::cluster::Backend::Swarm, "{info:?}");
+    assert!(info.details.iter().any(|(k, v)| k == "swarm" && v.starts_with("active, manager")), "{info:?}");
     assert!(info.nodes_ready >= 1 && info.nodes_ready <= info.nodes_total, "{info:?}");
-    assert!(!info.node_id.is_empty() && !info.version.is_empty());
+    assert!(info.local_node.as_deref().is_some_and(|n| !n.is_empty()) && !info.version.is_empty());
     assert!(info.api_version.starts_with("1."), "{info:?}");
     assert!(info.max_config_bytes >= 500 * 1024, "{info:?}");
 }
@@ -62,7 +62,7 @@ async fn info_reports_a_ready_manager() {
 async fn a_network_name_is_a_lock_until_removed() {
     let scope = Scope::new("net").await;
     let name = unique("net");
-    let spec = NetworkSpec { name: name.clone(), labels: scope.labels(), attachable: true };
+    let spec = NetworkSpec { name: name.clone(), labels: scope.labels(), attachable: true, capacity: 16 };
     scope.cluster.create_network(&spec).await.unwrap();
     match scope.cluster.create_network(&spec).await {
         Err(Error::Conflict { kind: "network", name: n }) => assert_eq!(n, name),
@@ -80,7 +80,7 @@ async fn a_network_name_is_a_lock_until_removed() {
 #[tokio::test]
 async fn racing_network_creates_have_exactly_one_winner() {
     let scope = Scope::new("race").await;
-    let spec = NetworkSpec { name: unique("race"), labels: scope.labels(), attachable: true };
+    let spec = NetworkSpec { name: unique("race"), labels: scope.labels(), attachable: true, capacity: 16 };
     let results = futures_util::future::join_all((0..4).map(|_| scope.cluster.create_network(&spec))).await;
     let won = results.iter().filter(|r| r.is_ok()).count();
     let conflicts = results.iter().filter(|r| matches!(r, Err(Error::Conflict { .. }))).count();
@@ -183,7 +183,7 @@ async fn following_logs_yields_lines_as_they_come() {
     let spec = shell_service(&scope, &unique("follow"), &net, 1, &script);
     scope.cluster.create_service(&spec).await.unwrap();
     wait_replicas(&scope.cluster, &spec.name, &net, Duration::from_secs(30), all_running(1)).await;
-    let mut stream = scope.cluster.logs(&spec.name, true).await.unwrap();
+    let mut stream = scope.cluster.logs(&spec.name, &atq_core::cluster::LogOptions::follow()).await.unwrap();
     let mut got = Vec::new();
     while got.len() < 3 {
         use futures_util::StreamExt;
@@ -221,7 +221,7 @@ async fn list_resources_filters_by_label_on_the_engine() {
     let net = unique("net-a");
     scope
         .cluster
-        .create_network(&NetworkSpec { name: net.clone(), labels: a.clone(), attachable: true })
+        .create_network(&NetworkSpec { name: net.clone(), labels: a.clone(), attachable: true, capacity: 16 })
         .await
         .unwrap();
 
@@ -380,7 +380,40 @@ async fn removal_leaves_nothing_behind() {
     assert!(scope.leftover_containers().is_empty(), "containers left: {:?}", scope.leftover_containers());
     assert!(docker(&["network", "ls", "-q", "--filter", &format!("name=^{net}$")]).trim().is_empty());
     // And the names are free again.
-    scope.cluster.create_network(&NetworkSpec { name: net, labels: scope.labels(), attachable: true }).await.unwrap();
+    scope
+        .cluster
+        .create_network(&NetworkSpec { name: net, labels: scope.labels(), attachable: true, capacity: 16 })
+        .await
+        .unwrap();
     scope.cleanup().await.unwrap();
     assert!(scope.leftovers(ResourceKind::Network).await.is_empty());
+}
+
+/// Each line names the replica (slot) that printed it, and a followed log ends on its own once
+/// every replica has exited: the engine never ends the stream itself.
+#[tokio::test]
+async fn followed_logs_name_their_replica_and_end_when_every_replica_exited() {
+    use futures_util::StreamExt;
+    let scope = Scope::new("logend").await;
+    let net = network(&scope, &unique("logend")).await;
+    let script = "echo start-$ATQ_SLOT; sleep 1; echo end-$ATQ_SLOT";
+    let mut spec = shell_service(&scope, &unique("logend"), &net, 2, script);
+    spec.env.push(("ATQ_SLOT".into(), "{{.Task.Slot}}".into()));
+    scope.cluster.create_service(&spec).await.unwrap();
+    let stream = scope.cluster.logs(&spec.name, &atq_core::cluster::LogOptions::follow()).await.unwrap();
+    let lines: Vec<_> = tokio::time::timeout(Duration::from_secs(30), stream.collect::<Vec<_>>())
+        .await
+        .expect("the followed log ends once both replicas exited");
+    let mut seen: Vec<(Option<u32>, String)> =
+        lines.into_iter().map(|l| l.unwrap()).map(|l| (l.replica, l.text)).collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (Some(1), "end-1".to_string()),
+            (Some(1), "start-1".to_string()),
+            (Some(2), "end-2".to_string()),
+            (Some(2), "start-2".to_string())
+        ]
+    );
 }

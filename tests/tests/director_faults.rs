@@ -80,8 +80,8 @@ impl Cluster for Faulty {
     async fn replicas(&self, service: &str, network: &str) -> atq_core::Result<Vec<Replica>> {
         self.engine.replicas(service, network).await
     }
-    async fn logs(&self, service: &str, follow: bool) -> atq_core::Result<LogStream> {
-        self.engine.logs(service, follow).await
+    async fn logs(&self, service: &str, options: &atq_core::cluster::LogOptions) -> atq_core::Result<LogStream> {
+        self.engine.logs(service, options).await
     }
     async fn create_config(&self, spec: &ConfigSpec) -> atq_core::Result<String> {
         match self.fault {

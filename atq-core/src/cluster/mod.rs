@@ -62,9 +62,10 @@ pub trait Cluster: Send + Sync {
     /// Addresses are the ones on `network` (a network name).
     async fn replicas(&self, service: &str, network: &str) -> Result<Vec<Replica>>;
 
-    /// The service's logs, stdout and stderr interleaved in order. With `follow`, the
-    /// stream stays open and yields new lines until the service is removed or it is dropped.
-    async fn logs(&self, service: &str, follow: bool) -> Result<LogStream>;
+    /// The service's logs, stdout and stderr of every replica interleaved in time order, each line
+    /// naming its replica. With [`LogOptions::follow`] the stream yields new lines as they come and
+    /// ends once every replica has exited and its output is read, or the service is removed.
+    async fn logs(&self, service: &str, options: &LogOptions) -> Result<LogStream>;
 
     /// Stores a config (a small file the engine delivers to every node that needs it).
     async fn create_config(&self, spec: &ConfigSpec) -> Result<String>;
@@ -87,25 +88,73 @@ pub trait Cluster: Send + Sync {
     async fn copy_from_replica(&self, container_id: &str, path: &str) -> Result<Vec<u8>>;
 }
 
-/// Facts about an engine, from [`Cluster::info`].
+/// Which kind of engine a [`Cluster`] drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// A Docker engine in swarm mode (a manager): overlay networks, services, configs; many nodes.
+    Swarm,
+    /// A plain Docker engine (one machine, no `swarm init`): a bridge network, containers, files copied in.
+    Docker,
+    /// The in-memory [`FakeCluster`].
+    #[default]
+    Fake,
+}
+
+impl Backend {
+    /// The name `ATQ_ENGINE` uses for it (`swarm`, `docker`, `fake`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Swarm => "swarm",
+            Backend::Docker => "docker",
+            Backend::Fake => "fake",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Facts about an engine, from [`Cluster::info`]: what the Director and the fronts need, in
+/// words that fit every backend. Backend-only facts (a swarm's state, its join address) are in
+/// [`details`](Self::details), for display.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct EngineInfo {
+    /// Which kind of engine this is.
+    pub backend: Backend,
     /// The engine's version ("20.10.24").
     pub version: String,
     /// The API version in use ("1.41").
     pub api_version: String,
-    /// The swarm state: "active", "inactive", "pending", "error", "locked".
-    pub swarm_state: String,
-    /// Whether this engine is a swarm manager (atq needs one).
-    pub is_manager: bool,
-    /// This engine's node id in the swarm.
-    pub node_id: String,
-    /// Nodes in the swarm that are ready.
+    /// The node this client talks to (a swarm node id; the engine's id on plain Docker), if known.
+    /// [`Placement::local_node`] pins a service there.
+    pub local_node: Option<String>,
+    /// Nodes that can run replicas now.
     pub nodes_ready: u32,
-    /// All nodes in the swarm.
+    /// All nodes the engine knows.
     pub nodes_total: u32,
-    /// Largest config the engine accepts, in bytes.
+    /// Largest config (a file delivered to replicas) the engine accepts, in bytes.
     pub max_config_bytes: usize,
+    /// Backend-specific facts, as `(name, value)` pairs for display (`("swarm", "active, manager")`).
+    pub details: Vec<(String, String)>,
+}
+
+/// Where a service's replicas may run.
+///
+/// The Director says what it needs in these terms; each backend translates them into its own
+/// syntax (swarm placement constraints, or a check against the one node of a plain engine).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Placement {
+    /// Run on the node this client talks to ([`EngineInfo::local_node`]): only that engine can
+    /// read a container's files back ([`Cluster::copy_from_replica`]).
+    pub local_node: bool,
+    /// The user's constraints, `attribute==value` or `attribute!=value` (`node.role==worker`,
+    /// `node.labels.zone==a`), as the task file wrote them.
+    pub constraints: Vec<String>,
 }
 
 /// An overlay network to create.
@@ -117,6 +166,9 @@ pub struct NetworkSpec {
     pub labels: BTreeMap<String, String>,
     /// Whether standalone containers may attach (atq sets it, so DNS discovery works from a container).
     pub attachable: bool,
+    /// How many addresses the network must hold (every replica that joins it); a backend sizes
+    /// the network's subnet to fit, or fails naming the limit.
+    pub capacity: u32,
 }
 
 /// How a service's name resolves on its network.
@@ -159,8 +211,16 @@ pub struct ServiceSpec {
     pub health_check: Option<HealthCheck>,
     /// CPU and memory limits.
     pub resources: Option<Resources>,
-    /// Placement constraints ("node.role==worker").
-    pub constraints: Vec<String>,
+    /// Where the replicas may run.
+    pub placement: Placement,
+    /// A one-off run (the wait command's probe): one replica that runs its command once on the
+    /// node this client talks to. A backend may run it as a plain container on the service's
+    /// (attachable) network instead of a service; [`Cluster::replicas`], [`Cluster::logs`] and
+    /// [`Cluster::remove_service`] treat it like any other service.
+    pub one_off: bool,
+    /// How long a replica has to stop after SIGTERM before it is killed; None: the backend's
+    /// default.
+    pub stop_grace_period: Option<std::time::Duration>,
     /// Bind and volume mounts.
     pub mounts: Vec<Mount>,
     /// Configs made visible as files.
@@ -284,7 +344,7 @@ pub struct Replica {
 }
 
 /// Which output stream a log line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogSource {
     /// Standard output.
@@ -300,6 +360,44 @@ pub struct LogLine {
     pub source: LogSource,
     /// The line, without its trailing newline.
     pub text: String,
+    /// The replica's slot (from 1) that printed it, when the engine says.
+    pub replica: Option<u32>,
+    /// When the engine received it, when the engine says.
+    #[serde(skip)]
+    pub time: Option<std::time::SystemTime>,
+}
+
+impl LogLine {
+    /// A line of `source` with no replica or time (what a test or a fake writes).
+    #[must_use]
+    pub fn new(source: LogSource, text: impl Into<String>) -> Self {
+        LogLine { source, text: text.into(), replica: None, time: None }
+    }
+}
+
+/// What [`Cluster::logs`] reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogOptions {
+    /// Keep the stream open for new lines until every replica has exited.
+    pub follow: bool,
+    /// Only the last this many lines (of each replica) already written.
+    pub tail: Option<usize>,
+    /// Only lines written at or after this time.
+    pub since: Option<std::time::SystemTime>,
+}
+
+impl LogOptions {
+    /// Everything written so far, then the stream ends.
+    #[must_use]
+    pub fn all() -> Self {
+        LogOptions::default()
+    }
+
+    /// Everything written so far, then new lines until every replica exited.
+    #[must_use]
+    pub fn follow() -> Self {
+        LogOptions { follow: true, ..LogOptions::default() }
+    }
 }
 
 /// Kinds of engine objects atq creates and can list.

@@ -181,7 +181,7 @@ impl Cluster for MemCluster {
     async fn replicas(&self, _: &str, _: &str) -> Result<Vec<Replica>> {
         unsupported("list replicas")
     }
-    async fn logs(&self, _: &str, _: bool) -> Result<LogStream> {
+    async fn logs(&self, _: &str, _: &crate::cluster::LogOptions) -> Result<LogStream> {
         unsupported("read logs")
     }
     async fn create_config(&self, spec: &ConfigSpec) -> Result<String> {

@@ -20,8 +20,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{
-    Cluster, ConfigSpec, EngineInfo, LabelSelector, LogLine, LogStream, NetworkSpec, Replica, ReplicaState, Resource,
-    ResourceKind, ServiceSpec,
+    Backend, Cluster, ConfigSpec, EngineInfo, LabelSelector, LogLine, LogOptions, LogStream, NetworkSpec, Replica,
+    ReplicaState, Resource, ResourceKind, ServiceSpec,
 };
 use crate::error::{Error, Result};
 use crate::labels::Role;
@@ -866,14 +866,14 @@ impl Cluster for FakeCluster {
     async fn info(&self) -> Result<EngineInfo> {
         self.call(CallKind::Info, "", |_| {
             Ok(EngineInfo {
+                backend: Backend::Fake,
                 version: "24.0.0-fake".into(),
                 api_version: "1.43".into(),
-                swarm_state: "active".into(),
-                is_manager: true,
-                node_id: NODE_ID.into(),
+                local_node: Some(NODE_ID.into()),
                 nodes_ready: 1,
                 nodes_total: 1,
                 max_config_bytes: MAX_CONFIG_BYTES,
+                details: vec![("fake".into(), "in-memory engine, one node".into())],
             })
         })
         .await
@@ -899,7 +899,8 @@ impl Cluster for FakeCluster {
         self.call(CallKind::Replicas, service, |s| s.replicas(service, network)).await
     }
 
-    async fn logs(&self, service: &str, follow: bool) -> Result<LogStream> {
+    async fn logs(&self, service: &str, options: &LogOptions) -> Result<LogStream> {
+        let follow = options.follow;
         let mut follower = self
             .call(CallKind::Logs, service, |s| {
                 let name = s.resolve(ResourceKind::Service, service).ok_or_else(|| not_found("service", service))?;
@@ -907,8 +908,11 @@ impl Cluster for FakeCluster {
                 Ok(Follower::new(self.clone(), name, svc.id.clone(), svc.log_order()))
             })
             .await?;
+        follower.step();
+        if let Some(n) = options.tail {
+            follower.keep_last(n);
+        }
         if !follow {
-            follower.step();
             return Ok(Box::pin(futures_util::stream::iter(follower.buffer.into_iter().map(Ok))));
         }
         let stream =
@@ -978,7 +982,9 @@ impl Follower {
             if at > now {
                 break;
             }
-            self.buffer.extend(service.behaviour(slot).logs.iter().cloned());
+            self.buffer.extend(
+                service.behaviour(slot).logs.iter().cloned().map(|line| LogLine { replica: Some(slot), ..line }),
+            );
             self.printed += 1;
         }
         let mut all_done = true;
@@ -992,6 +998,21 @@ impl Follower {
         }
         self.done = all_done;
         self.wake_at = wake_at;
+    }
+
+    /// Keeps only the last `n` buffered lines of each replica (the engine's `tail`).
+    fn keep_last(&mut self, n: usize) {
+        let mut seen: HashMap<Option<u32>, usize> = HashMap::new();
+        let mut kept: Vec<LogLine> = Vec::with_capacity(self.buffer.len());
+        for line in self.buffer.drain(..).rev() {
+            let count = seen.entry(line.replica).or_default();
+            if *count < n {
+                *count += 1;
+                kept.push(line);
+            }
+        }
+        kept.reverse();
+        self.buffer = kept.into();
     }
 
     /// The next line, waiting for one if needed; None once the logs are over.

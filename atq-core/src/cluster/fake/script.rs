@@ -140,9 +140,7 @@ impl Script {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.logs
-            .get_or_insert_with(Vec::new)
-            .extend(lines.into_iter().map(|text| LogLine { source, text: text.into() }));
+        self.logs.get_or_insert_with(Vec::new).extend(lines.into_iter().map(|text| LogLine::new(source, text)));
         self
     }
 

@@ -33,7 +33,12 @@ fn states(replicas: &[Replica]) -> Vec<ReplicaState> {
 }
 
 async fn lines(fake: &FakeCluster, service: &str, follow: bool) -> Vec<LogLine> {
-    fake.logs(service, follow).await.unwrap().map(|l| l.unwrap()).collect().await
+    fake.logs(service, &LogOptions { follow, ..LogOptions::default() })
+        .await
+        .unwrap()
+        .map(|l| l.unwrap())
+        .collect()
+        .await
 }
 
 #[tokio::test(start_paused = true)]
@@ -183,7 +188,7 @@ async fn removing_what_does_not_exist_is_not_found() {
     assert!(fake.remove_service("s").await.unwrap_err().is_not_found());
     assert!(fake.remove_config("c").await.unwrap_err().is_not_found());
     assert!(fake.replicas("s", "n").await.unwrap_err().is_not_found());
-    assert!(fake.logs("s", false).await.err().unwrap().is_not_found());
+    assert!(fake.logs("s", &LogOptions::all()).await.err().unwrap().is_not_found());
 }
 
 #[tokio::test]
@@ -367,6 +372,7 @@ async fn list_resources_selects_by_label() {
         name: name.into(),
         labels: BTreeMap::from([(labels::MANAGED.into(), "true".into()), (labels::TASK.into(), task.into())]),
         attachable: true,
+        capacity: 1,
     };
     fake.create_network(&labelled("a", "t1")).await.unwrap();
     fake.create_network(&labelled("b", "t2")).await.unwrap();
@@ -419,8 +425,8 @@ async fn the_spec_a_service_was_created_with_is_kept_for_inspection() {
 #[tokio::test]
 async fn the_engine_is_a_single_node_swarm_manager() {
     let info = FakeCluster::new().info().await.unwrap();
-    assert!(info.is_manager);
-    assert_eq!((info.swarm_state.as_str(), info.nodes_ready, info.nodes_total), ("active", 1, 1));
+    assert_eq!(info.backend, crate::cluster::Backend::Fake);
+    assert_eq!((info.local_node.as_deref(), info.nodes_ready, info.nodes_total), (Some("fake-node-1"), 1, 1));
     assert_eq!(info.max_config_bytes, 500 * 1024);
 }
 
@@ -458,7 +464,7 @@ async fn following_logs_ends_when_the_service_is_removed() {
     fake.create_network(&network("n")).await.unwrap();
     fake.create_service(&service("w", 1, "n")).await.unwrap();
 
-    let mut stream = fake.logs("w", true).await.unwrap();
+    let mut stream = fake.logs("w", &LogOptions::follow()).await.unwrap();
     assert_eq!(stream.next().await.unwrap().unwrap().text, "up");
     let remover = fake.clone();
     tokio::spawn(async move {
@@ -474,7 +480,7 @@ async fn following_logs_ends_when_the_last_running_replica_is_killed() {
     fake.create_network(&network("n")).await.unwrap();
     fake.create_service(&service("w", 1, "n")).await.unwrap();
 
-    let mut stream = fake.logs("w", true).await.unwrap();
+    let mut stream = fake.logs("w", &LogOptions::follow()).await.unwrap();
     let killer = fake.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(30)).await;

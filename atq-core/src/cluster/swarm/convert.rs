@@ -46,7 +46,13 @@ fn nanos(d: Duration) -> i64 {
 
 /// atq's [`ServiceSpec`] as the engine's: replicated, restart policy none, the spec's endpoint
 /// mode, labels on the service *and* its containers.
-pub(super) fn service_spec(spec: &ServiceSpec) -> BollardServiceSpec {
+/// The engine's service spec for `spec`; `local_node` is the id of the node this client talks
+/// to, which [`Placement::local_node`](crate::cluster::Placement::local_node) pins the service to.
+pub(super) fn service_spec(spec: &ServiceSpec, local_node: &str) -> BollardServiceSpec {
+    let mut constraints = spec.placement.constraints.clone();
+    if spec.placement.local_node && !local_node.is_empty() {
+        constraints.push(format!("node.id=={local_node}"));
+    }
     let health_check = spec.health_check.as_ref().map(|h| HealthConfig {
         test: Some(vec!["CMD-SHELL".to_string(), h.test.clone()]),
         interval: h.interval.map(nanos),
@@ -104,6 +110,7 @@ pub(super) fn service_spec(spec: &ServiceSpec) -> BollardServiceSpec {
         mounts: (!mounts.is_empty()).then_some(mounts),
         configs: (!configs.is_empty()).then_some(configs),
         health_check,
+        stop_grace_period: spec.stop_grace_period.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
         ..Default::default()
     };
     BollardServiceSpec {
@@ -116,8 +123,8 @@ pub(super) fn service_spec(spec: &ServiceSpec) -> BollardServiceSpec {
                 condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
                 ..Default::default()
             }),
-            placement: (!spec.constraints.is_empty())
-                .then(|| TaskSpecPlacement { constraints: Some(spec.constraints.clone()), ..Default::default() }),
+            placement: (!constraints.is_empty())
+                .then(|| TaskSpecPlacement { constraints: Some(constraints), ..Default::default() }),
             networks: Some(
                 spec.networks
                     .iter()
@@ -175,7 +182,7 @@ pub(super) fn unix_seconds(timestamp: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{ConfigMount, Mount};
+    use crate::cluster::{ConfigMount, Mount, Placement};
     use crate::service::{HealthCheck, Resources};
 
     #[test]
@@ -208,12 +215,13 @@ mod tests {
             container_labels: [("l".to_string(), "c".to_string())].into(),
             health_check: Some(HealthCheck::new("true").interval(Duration::from_secs(2)).retries(4)),
             resources: Some(Resources::new().cpus(1.5).memory_bytes(1 << 20)),
-            constraints: vec!["node.role==manager".into()],
+            placement: Placement { local_node: true, constraints: vec!["node.role==manager".into()] },
+            stop_grace_period: Some(Duration::from_secs(1)),
             mounts: vec![Mount { kind: MountKind::Bind, source: "/h".into(), target: "/c".into(), read_only: true }],
             configs: vec![ConfigMount { config_id: "id".into(), config_name: "n".into(), target: "/atq/f".into() }],
             ..Default::default()
         };
-        let s = service_spec(&spec);
+        let s = service_spec(&spec, "node-7");
         let t = s.task_template.unwrap();
         let c = t.container_spec.unwrap();
         assert_eq!(c.env.unwrap(), ["A=1"]);
@@ -233,5 +241,7 @@ mod tests {
         assert_eq!(c.mounts.unwrap()[0].typ, Some(MountType::BIND));
         assert_eq!(s.endpoint_spec.unwrap().mode, Some(EndpointSpecModeEnum::DNSRR));
         assert_eq!(s.mode.unwrap().replicated.unwrap().replicas, Some(3));
+        assert_eq!(t.placement.unwrap().constraints.unwrap(), ["node.role==manager", "node.id==node-7"]);
+        assert_eq!(c.stop_grace_period, Some(1_000_000_000));
     }
 }

@@ -35,6 +35,7 @@ mod convert;
 mod logs;
 mod tasks;
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -43,15 +44,15 @@ use bollard::errors::Error as BollardError;
 use bollard::models::{ConfigSpec as BollardConfigSpec, LocalNodeState, NetworkCreateRequest, NodeState};
 use bollard::query_parameters::{
     DownloadFromContainerOptions, ListConfigsOptions, ListContainersOptions, ListNetworksOptions, ListNodesOptions,
-    ListServicesOptions, LogsOptions,
+    ListServicesOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 
 use self::tasks::RawClient;
 use super::{
-    Cluster, ConfigSpec, EngineInfo, LabelSelector, LogStream, NetworkSpec, Replica, Resource, ResourceKind,
-    ServiceSpec, MAX_ARCHIVE_BYTES,
+    Backend, Cluster, ConfigSpec, EngineInfo, LabelSelector, LogOptions, LogStream, NetworkSpec, Replica, Resource,
+    ResourceKind, ServiceSpec, MAX_ARCHIVE_BYTES,
 };
 use crate::error::{Error, Result};
 
@@ -63,6 +64,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Default bound for [`Cluster::remove_network`]'s wait (see [`SwarmCluster::with_removal_timeout`]).
 pub const DEFAULT_REMOVAL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a followed log checks whether every replica is done (the engine never ends it).
+const LOG_FOLLOW_POLL: Duration = Duration::from_millis(250);
 
 /// Largest config (bytes) swarmkit accepts: "less than 1024000 bytes" (1000 KiB).
 const MAX_CONFIG_BYTES: usize = 1000 * 1024 - 1;
@@ -90,6 +94,8 @@ pub struct SwarmCluster {
     host: String,
     /// The negotiated API version ("1.41").
     api_version: String,
+    /// This engine's node id in the swarm (where [`Placement::local_node`](crate::cluster::Placement) pins).
+    node_id: String,
     /// How long `remove_network` waits for the engine to let go of a network.
     removal_timeout: Duration,
 }
@@ -141,6 +147,7 @@ impl SwarmCluster {
             host: host.to_string(),
             api_version: format!("{}.{}", version.major_version, version.minor_version),
             removal_timeout: DEFAULT_REMOVAL_TIMEOUT,
+            node_id: String::new(),
             docker,
         };
         let info = cluster.docker.info().await.map_err(|e| cluster.error(e, "read info of", "engine", host))?;
@@ -150,7 +157,7 @@ impl SwarmCluster {
             let state = if state == LocalNodeState::ACTIVE { "active, worker".to_string() } else { state.to_string() };
             return Err(Error::NotSwarmManager { host: host.to_string(), state });
         }
-        Ok(cluster)
+        Ok(SwarmCluster { node_id: swarm.node_id.unwrap_or_default(), ..cluster })
     }
 
     /// The engine address this cluster talks to.
@@ -358,12 +365,15 @@ impl Cluster for SwarmCluster {
         } else {
             (0, 0)
         };
+        let swarm_state = swarm.local_node_state.map(|s| s.to_string()).unwrap_or_default();
+        let role = if is_manager { "manager" } else { "not a manager" };
+        let node_id = swarm.node_id.unwrap_or_default();
         Ok(EngineInfo {
+            backend: Backend::Swarm,
             version: version.version.unwrap_or_default(),
             api_version: self.api_version.clone(),
-            swarm_state: swarm.local_node_state.map(|s| s.to_string()).unwrap_or_default(),
-            is_manager,
-            node_id: swarm.node_id.unwrap_or_default(),
+            details: vec![("swarm".into(), format!("{swarm_state}, {role}, node {node_id}"))],
+            local_node: Some(node_id).filter(|n| !n.is_empty()),
             nodes_ready,
             nodes_total,
             max_config_bytes: MAX_CONFIG_BYTES,
@@ -413,7 +423,7 @@ impl Cluster for SwarmCluster {
     async fn create_service(&self, spec: &ServiceSpec) -> Result<String> {
         let created = self
             .docker
-            .create_service(convert::service_spec(spec), None)
+            .create_service(convert::service_spec(spec, &self.node_id), None)
             .await
             .map_err(|e| self.error(e, "create service", "service", &spec.name))?;
         Ok(created.id.unwrap_or_default())
@@ -441,17 +451,61 @@ impl Cluster for SwarmCluster {
         Ok(tasks::current_replicas(service, network, tasks))
     }
 
-    async fn logs(&self, service: &str, follow: bool) -> Result<LogStream> {
-        let options = LogsOptions { follow, stdout: true, stderr: true, timestamps: true, ..Default::default() };
-        let stream = self.docker.service_logs(service, Some(options));
+    async fn logs(&self, service: &str, options: &LogOptions) -> Result<LogStream> {
+        let tasks = self.raw_tasks(service).await?;
+        let slots: logs::Slots =
+            Arc::new(Mutex::new(tasks.iter().filter_map(|t| Some((t.id.clone(), t.slot?))).collect()));
+        // bollard's LogsOptions has no `details` (the task of each line): ask over the raw client.
+        let path = |follow: bool| {
+            let mut path = format!(
+                "/v{}/services/{}/logs?stdout=1&stderr=1&timestamps=1&details=1&follow={}&since={}",
+                self.api_version,
+                tasks::percent_encode(service),
+                u8::from(follow),
+                logs::since_param(options.since)
+            );
+            if let Some(n) = options.tail {
+                path.push_str(&format!("&tail={n}"));
+            }
+            path
+        };
+        let open = |raw: tasks::RawClient, path: String| -> logs::Frames {
+            logs::demux(Box::pin(futures_util::stream::once(async move { raw.get_stream(&path).await }).flat_map(
+                |opened| -> tasks::ByteStream {
+                    match opened {
+                        Ok(body) => body,
+                        Err(e) => Box::pin(futures_util::stream::iter([Err(e)])),
+                    }
+                },
+            )))
+        };
+        let frames = open(self.raw.clone(), path(options.follow));
         let host = self.host.clone();
         let name = service.to_string();
         let map = move |e| engine_error(&host, e, "read logs of", "service", &name);
-        if follow {
-            Ok(logs::follow(stream, map))
-        } else {
-            logs::collect(stream, map).await
+        if !options.follow {
+            return logs::collect(frames, map, slots).await;
         }
+        // The engine never ends a followed service log: end it once every replica is done.
+        let this = self.clone();
+        let (name, watched) = (service.to_string(), slots.clone());
+        let finished = Box::pin(async move {
+            loop {
+                let Ok(tasks) = this.raw_tasks(&name).await else { return };
+                {
+                    let mut slots = watched.lock().unwrap_or_else(PoisonError::into_inner);
+                    slots.extend(tasks.iter().filter_map(|t| Some((t.id.clone(), t.slot?))));
+                }
+                let replicas = tasks::current_replicas(&name, "", tasks);
+                if !replicas.is_empty() && replicas.iter().all(|r| r.state.is_terminal()) {
+                    return;
+                }
+                tokio::time::sleep(LOG_FOLLOW_POLL).await;
+            }
+        });
+        let (raw, again) = (self.raw.clone(), path(false));
+        let reread = Box::new(move || open(raw, again));
+        Ok(logs::follow(frames, map, slots, logs::Ending { finished, reread }))
     }
 
     async fn create_config(&self, spec: &ConfigSpec) -> Result<String> {

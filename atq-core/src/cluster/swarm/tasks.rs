@@ -98,17 +98,61 @@ impl RawClient {
         let body = response.into_body().collect().await.map_err(|err| BollardError::HyperResponseError { err })?;
         let body = body.to_bytes();
         if !status.is_success() {
-            #[derive(Deserialize)]
-            struct Message {
-                message: String,
-            }
-            let message = serde_json::from_slice::<Message>(&body)
-                .map(|m| m.message)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-            return Err(BollardError::DockerResponseServerError { status_code: status.as_u16(), message });
+            return Err(server_error(status.as_u16(), &body));
         }
         serde_json::from_slice(&body).map_err(|err| BollardError::JsonSerdeError { err })
     }
+}
+
+impl RawClient {
+    /// `GET path_and_query`, its body as a stream of chunks (for the engine's log streams).
+    /// The bound applies until the response headers arrive; the caller bounds the body.
+    pub(super) async fn get_stream(&self, path_and_query: &str) -> Result<ByteStream, BollardError> {
+        let request = async {
+            match self {
+                RawClient::Unix { client, socket } => {
+                    let uri: hyper::Uri = hyperlocal::Uri::new(socket, path_and_query).into();
+                    client.get(uri).await
+                }
+                RawClient::Http { client, authority } => {
+                    let uri: hyper::Uri = format!("http://{authority}{path_and_query}")
+                        .parse()
+                        .map_err(|err| BollardError::InvalidURIError { err })?;
+                    client.get(uri).await
+                }
+            }
+            .map_err(|err| BollardError::HyperLegacyError { err })
+        };
+        let response =
+            tokio::time::timeout(RAW_TIMEOUT, request).await.map_err(|_| BollardError::RequestTimeoutError)??;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.into_body().collect().await.map_err(|err| BollardError::HyperResponseError { err })?;
+            return Err(server_error(status.as_u16(), &body.to_bytes()));
+        }
+        let body = http_body_util::BodyStream::new(response.into_body());
+        Ok(Box::pin(futures_util::StreamExt::filter_map(body, |frame| async move {
+            match frame {
+                Ok(frame) => frame.into_data().ok().map(Ok),
+                Err(err) => Some(Err(BollardError::HyperResponseError { err })),
+            }
+        })))
+    }
+}
+
+/// A response body, chunk by chunk.
+pub(super) type ByteStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, BollardError>> + Send>>;
+
+/// The engine's error answer (`{"message": …}`) as bollard's error.
+fn server_error(status_code: u16, body: &[u8]) -> BollardError {
+    #[derive(Deserialize)]
+    struct Message {
+        message: String,
+    }
+    let message = serde_json::from_slice::<Message>(body)
+        .map(|m| m.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
+    BollardError::DockerResponseServerError { status_code, message }
 }
 
 /// The `/tasks` query for one service's tasks.
@@ -118,7 +162,7 @@ pub(super) fn tasks_path(api_version: &str, service: &str) -> String {
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(s: &str) -> String {
+pub(super) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
