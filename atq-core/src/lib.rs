@@ -27,7 +27,9 @@
 //!
 //! ## Layout
 //! - [`task`] and [`service`]: what to run ([`Task`], [`Service`], [`WaitCommand`]), validated
-//!   once at `build()` or when read from a task file.
+//!   once at `build()` or when read from a task file ([`Task::from_str_with`]: untrusted text
+//!   within a [`task::ParseBudget`], every problem at once with its line; the private
+//!   `document` module turns the text into a tree of values that remember their line).
 //! - [`cluster`]: the [`Cluster`] port to a container engine, with [`DockerCluster`] (bollard)
 //!   and [`FakeCluster`] (in memory). It knows engines, not tasks.
 //! - [`director`]: all orchestration — deploy, wait, rollback, teardown, list, prune, the queue.
@@ -43,6 +45,7 @@ pub mod data;
 pub mod deployment;
 pub mod director;
 pub mod discovery;
+mod document;
 pub mod error;
 pub mod event;
 pub mod labels;
