@@ -62,7 +62,7 @@ async fn engine_command(command: Command) -> Result<(), CliError> {
             }
         }
         Command::Info { json } => cluster_info::info(&director, json).await?,
-        Command::Data(DataCommand::Push { path }) => data::push_command(&director, &path).await?,
+        Command::Data(DataCommand::Push { path, quiet }) => data::push_command(&director, &path, quiet).await?,
         Command::Data(DataCommand::Ls { json }) => data::ls(&director, json).await?,
         Command::Data(DataCommand::Rm { id }) => data::rm(&director, &id).await?,
         Command::Run(_) | Command::Up(_) | Command::Validate { .. } | Command::Completions { .. } => {
