@@ -91,10 +91,14 @@ pub enum Command {
 /// `atq data …`.
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
-    /// Store a zip file or a directory on the engine; print its id (a task's `fileid`).
+    /// Store a zip file or a directory on the engine; print its id (a task's `fileid`) alone on
+    /// stdout, so that `ID=$(atq data push DIR)` works; messages go to stderr.
     Push {
         /// A .zip file or a directory.
         path: PathBuf,
+        /// No message on stderr: only the id, on stdout.
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// List the bundles on the engine.
     Ls {

@@ -19,7 +19,9 @@ pub async fn dispatch(command: Command, signals: &mut Signals) -> Result<u8, Cli
     match command {
         Command::Run(args) => return run::run(args, signals).await,
         Command::Up(args) => return run::up(args, signals).await,
-        Command::Validate { file } => validate(&taskfile::load(&file, None)?, &file.display().to_string())?,
+        Command::Validate { file } => {
+            validate(&taskfile::load(&file, None, signals).await?, &file.display().to_string())?
+        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "atq", &mut std::io::stdout());
@@ -60,7 +62,7 @@ async fn engine_command(command: Command) -> Result<(), CliError> {
             }
         }
         Command::Info { json } => cluster_info::info(&director, json).await?,
-        Command::Data(DataCommand::Push { path }) => data::push_command(&director, &path).await?,
+        Command::Data(DataCommand::Push { path, quiet }) => data::push_command(&director, &path, quiet).await?,
         Command::Data(DataCommand::Ls { json }) => data::ls(&director, json).await?,
         Command::Data(DataCommand::Rm { id }) => data::rm(&director, &id).await?,
         Command::Run(_) | Command::Up(_) | Command::Validate { .. } | Command::Completions { .. } => {

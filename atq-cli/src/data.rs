@@ -9,20 +9,23 @@ use crate::display::{err, out};
 use crate::error::CliError;
 
 /// Reads the zip file or directory at `path` and stores it on the engine; returns its id.
-pub async fn push(director: &Director, path: &Path) -> Result<String, CliError> {
+/// Says what was stored on stderr, unless `quiet`.
+pub async fn push(director: &Director, path: &Path, quiet: bool) -> Result<String, CliError> {
     let bundle = director.push_data(path).await?;
-    err(&format!(
-        "atq: bundle of {} file(s), {} bytes, stored under /atq/data for tasks naming it",
-        bundle.len(),
-        bundle.total_bytes()
-    ));
+    if !quiet {
+        err(&format!(
+            "atq: bundle of {} file(s), {} bytes, stored under /atq/data for tasks naming it",
+            bundle.len(),
+            bundle.total_bytes()
+        ));
+    }
     Ok(bundle.id().to_owned())
 }
 
-/// `atq data push PATH`: prints the id as the last word of the last line.
-pub async fn push_command(director: &Director, path: &Path) -> Result<(), CliError> {
-    let id = push(director, path).await?;
-    out(&format!("fileid: {id}"));
+/// `atq data push PATH`: the bare id on stdout (`ID=$(atq data push dir)`), messages on stderr.
+pub async fn push_command(director: &Director, path: &Path, quiet: bool) -> Result<(), CliError> {
+    let id = push(director, path, quiet).await?;
+    out(&id);
     Ok(())
 }
 

@@ -126,11 +126,11 @@ async fn interruptible<T>(
 
 /// `atq run`: deploy, follow the master's logs while waiting for it, tear down, return its code.
 pub async fn run(args: RunArgs, signals: &mut Signals) -> Result<u8, CliError> {
-    let mut task = taskfile::load(&args.file, args.name.as_deref())?;
+    let mut task = taskfile::load(&args.file, args.name.as_deref(), signals).await?;
     let director = connect(signals).await?;
     if let Some(path) = &args.data {
         let id = tokio::select! {
-            id = crate::data::push(&director, path) => id?,
+            id = crate::data::push(&director, path, false) => id?,
             () = signals.recv() => return Err(CliError::Interrupted),
         };
         task = task.with_data_bundle(&id).map_err(|error| CliError::Invalid { file: "--data".into(), error })?;
@@ -210,7 +210,7 @@ async fn run_flow(
 
 /// `atq up`: deploy, print the task name and worker addresses, leave it running.
 pub async fn up(args: UpArgs, signals: &mut Signals) -> Result<u8, CliError> {
-    let task = taskfile::load(&args.file, args.name.as_deref())?;
+    let task = taskfile::load(&args.file, args.name.as_deref(), signals).await?;
     let director = connect(signals).await?;
     let mode = Mode::detect(args.json);
     let mut feed = Feed::new(&director, Display::new(mode, task.name()));

@@ -132,3 +132,72 @@ fn an_unreachable_engine_fails_fast_naming_the_host_tried() {
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
     assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
 }
+
+/// Sends `signal` to the process `pid` with kill(1).
+fn kill(signal: &str, pid: u32) {
+    let status = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_signal_while_the_task_file_is_read_exits_promptly_with_130() {
+    let bin = assert_cmd::cargo::cargo_bin("atq");
+    for (signal, command) in [("INT", "validate"), ("TERM", "run"), ("INT", "up")] {
+        // stdin stays open and silent: a task file that never finishes arriving.
+        let mut child = std::process::Command::new(&bin)
+            .args([command, "-"])
+            .env("DOCKER_HOST", "unix:///nonexistent.sock")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let sent = Instant::now();
+        kill(signal, child.id());
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if sent.elapsed() > Duration::from_secs(5) {
+                let _ = child.kill();
+                panic!("atq {command} ignored SIG{signal} while reading its task file");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(130), "atq {command} after SIG{signal}");
+    }
+}
+
+#[test]
+fn validate_refuses_a_task_file_over_the_size_cap_without_reading_it_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.yaml");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(64 * 1024 * 1024 * 1024).unwrap(); // 64 GiB, sparse
+    let started = Instant::now();
+    let out = atq().arg("validate").arg(&path).timeout(Duration::from_secs(20)).output().unwrap();
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("larger than the limit of 1048576 bytes"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn validate_lists_every_problem_sorted_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name: t\nworker:\n  image: i\n  replicas: -2\n  imgae: x\nmaster:\n  alias: boss\nrunTimeout: -5\n";
+    let out = atq().arg("validate").arg(file(&dir, "t.yaml", text)).output().unwrap();
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().skip(1).collect();
+    assert_eq!(lines.len(), 4, "{stderr}");
+    for (got, want) in lines.iter().zip([
+        "t.yaml:4: worker.replicas: must be a whole number from 1 to 10000",
+        "t.yaml:5: worker.imgae: unknown field",
+        "t.yaml:7: master.image: missing",
+        "t.yaml:8: runTimeout: must be a number of seconds",
+    ]) {
+        assert!(got.contains(&format!("/{want}")), "{got:?} is not {want:?}: {stderr}");
+    }
+}

@@ -230,14 +230,17 @@ fn data_dir() -> tempfile::TempDir {
 }
 
 #[test]
-fn data_push_prints_the_bundle_id_as_the_last_word() {
+fn data_push_prints_the_bare_id_on_stdout_and_messages_on_stderr() {
     let dir = data_dir();
+    let expected = atq_core::DataBundle::from_dir(dir.path()).unwrap();
     let out = atq().args(["data", "push"]).arg(dir.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let id = stdout.lines().last().unwrap().split_whitespace().last().unwrap();
-    let expected = atq_core::DataBundle::from_dir(dir.path()).unwrap();
-    assert_eq!(id, expected.id());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{}\n", expected.id()), "ID=$(atq data push DIR)");
+    assert!(String::from_utf8(out.stderr).unwrap().contains("bundle of 1 file(s)"));
+    let out = atq().args(["data", "push", "--quiet"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{}\n", expected.id()));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

@@ -651,17 +651,20 @@ impl Director {
         data::remove_bundle(&*self.inner.cluster, id).await
     }
 
-    /// Removes tasks whose owner process is gone (on this host) or whose expiry has passed.
+    /// Removes the tasks that [`crate::prune::decide`] lets go: never one whose owner runs; one
+    /// whose owner is gone unless it is detached; otherwise only past its expiry.
     pub async fn prune(&self) -> Result<PruneReport> {
         let now = unix_now();
         let groups = self.task_resources(LabelSelector::new().eq(labels::MANAGED, "true").has(labels::TASK)).await?;
         let mut report = PruneReport::default();
         for (name, resources) in groups {
-            let owner_gone =
-                label_of(&resources, labels::OWNER).and_then(|o| Owner::parse(&o)).is_some_and(|o| o.is_gone());
-            let expired =
-                label_of(&resources, labels::EXPIRES).and_then(|e| e.parse::<i64>().ok()).is_some_and(|e| e <= now);
-            if owner_gone || expired {
+            let mut task_labels = BTreeMap::new();
+            for r in &resources {
+                for (k, v) in &r.labels {
+                    task_labels.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            if crate::prune::decide(&task_labels, now, Owner::liveness).remove {
                 report.resources += resources.len();
                 remove_resources(&*self.inner.cluster, resources).await?;
                 self.emit(Event::TornDown { task: name.clone() });

@@ -13,6 +13,9 @@ pub const ROLE: &str = "io.atq.role";
 pub const OWNER: &str = "io.atq.owner";
 /// When `prune` may remove the object. Value: unix seconds.
 pub const EXPIRES: &str = "io.atq.expires";
+/// On a task deployed to outlive its process (`atq up`, `--keep`, `keep()`). Value: `true`.
+/// `prune` removes such a task only past its expiry, never because its owner is gone.
+pub const DETACHED: &str = "io.atq.detached";
 /// The deploy attempt that created an object. Value: unique per `deploy` call. Lets a failed
 /// deploy remove exactly what it created, even an object whose creation it never heard back
 /// about, without touching what a racing deploy of the same name created.

@@ -27,7 +27,9 @@
 //!
 //! ## Layout
 //! - [`task`] and [`service`]: what to run ([`Task`], [`Service`], [`WaitCommand`]), validated
-//!   once at `build()` or when read from a task file.
+//!   once at `build()` or when read from a task file ([`Task::from_str_with`]: untrusted text
+//!   within a [`task::ParseBudget`], every problem at once with its line; the private
+//!   `document` module turns the text into a tree of values that remember their line).
 //! - [`cluster`]: the [`Cluster`] port to a container engine, with [`SwarmCluster`] (bollard)
 //!   and [`FakeCluster`] (in memory). It knows engines, not tasks.
 //! - [`director`]: all orchestration — deploy, wait, rollback, teardown, list, prune, the queue.
@@ -36,6 +38,8 @@
 //! - [`discovery`]: worker addresses by DNS (`tasks.<service>`) from inside the task network.
 //! - [`data`]: data bundles ([`DataBundle`]) shipped to every replica under `/atq/data`.
 //! - [`labels`]: the `io.atq.*` labels on every object atq creates.
+//! - [`owner`] and [`prune`]: which process deployed a task, whether it still runs, and the one
+//!   decision ([`prune::decide`]) of whether `prune` may remove a task.
 //! - [`error`]: the one [`Error`] type.
 
 pub mod cluster;
@@ -43,10 +47,12 @@ pub mod data;
 pub mod deployment;
 pub mod director;
 pub mod discovery;
+mod document;
 pub mod error;
 pub mod event;
 pub mod labels;
-mod owner;
+pub mod owner;
+pub mod prune;
 mod serde_util;
 pub mod service;
 pub mod task;
@@ -57,7 +63,8 @@ pub use deployment::{Deployment, Outcome};
 pub use director::{Director, PollInterval, PruneReport, TaskInfo, TaskState};
 pub use error::{Error, Problem, Result, ValidationError};
 pub use event::Event;
-pub use owner::Owner;
+pub use owner::{Liveness, Owner};
+pub use prune::{PruneDecision, PruneReason};
 pub use serde_util::ByteSize;
 pub use service::{HealthCheck, Resources, Service};
 pub use task::{Task, TaskBuilder, WaitCommand};

@@ -1,12 +1,13 @@
-//! Serde helpers for task files: durations in seconds, environments as lists or maps, byte sizes.
+//! Serde helpers for writing task files (durations in seconds, environments as `K=V` lists) and
+//! byte sizes. Reading them is `task/decode.rs`'s.
 
 use std::fmt;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-/// Seconds (integer or fractional) to and from [`Duration`].
+/// Seconds (integer or fractional) as a [`Duration`].
 pub(crate) fn secs_from_f64(field: &str, value: f64) -> Result<Duration, String> {
     if !value.is_finite() || value < 0.0 {
         return Err(format!("{field}: must be a non-negative number of seconds, got {value}"));
@@ -25,11 +26,6 @@ pub(crate) mod secs {
             s.serialize_f64(d.as_secs_f64())
         }
     }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let v = f64::deserialize(d)?;
-        secs_from_f64("duration", v).map_err(de::Error::custom)
-    }
 }
 
 /// `Option<Duration>` as a number of seconds.
@@ -42,84 +38,14 @@ pub(crate) mod opt_secs {
             None => s.serialize_none(),
         }
     }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        match Option::<f64>::deserialize(d)? {
-            Some(v) => secs_from_f64("duration", v).map(Some).map_err(de::Error::custom),
-            None => Ok(None),
-        }
-    }
 }
 
-/// An environment: a list of `"K=V"` strings (ATQ-Director's form) or a map; serialised as a list.
+/// An environment, written as a list of `"K=V"` strings (ATQ-Director's form).
 pub(crate) mod env_list {
     use super::*;
 
     pub(crate) fn serialize<S: Serializer>(env: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(env.iter().map(|(k, v)| format!("{k}={v}")))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
-        struct EnvVisitor;
-        impl<'de> Visitor<'de> for EnvVisitor {
-            type Value = Vec<(String, String)>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a list of \"KEY=VALUE\" strings, or a map of KEY: VALUE")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some(item) = seq.next_element::<String>()? {
-                    match item.split_once('=') {
-                        Some((k, v)) => out.push((k.to_owned(), v.to_owned())),
-                        None => {
-                            return Err(de::Error::custom(format!(
-                                "environment entry \"{item}\" has no '=': write it as \"KEY=VALUE\""
-                            )))
-                        }
-                    }
-                }
-                Ok(out)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, ScalarString>()? {
-                    out.push((k, v.0));
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_any(EnvVisitor)
-    }
-
-    /// A map value: a string, number or boolean, kept as text.
-    struct ScalarString(String);
-
-    impl<'de> Deserialize<'de> for ScalarString {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl Visitor<'_> for V {
-                type Value = ScalarString;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("a string, number or boolean")
-                }
-                fn visit_str<E: de::Error>(self, v: &str) -> Result<ScalarString, E> {
-                    Ok(ScalarString(v.to_owned()))
-                }
-                fn visit_bool<E: de::Error>(self, v: bool) -> Result<ScalarString, E> {
-                    Ok(ScalarString(v.to_string()))
-                }
-                fn visit_i64<E: de::Error>(self, v: i64) -> Result<ScalarString, E> {
-                    Ok(ScalarString(v.to_string()))
-                }
-                fn visit_u64<E: de::Error>(self, v: u64) -> Result<ScalarString, E> {
-                    Ok(ScalarString(v.to_string()))
-                }
-                fn visit_f64<E: de::Error>(self, v: f64) -> Result<ScalarString, E> {
-                    Ok(ScalarString(v.to_string()))
-                }
-            }
-            d.deserialize_any(V)
-        }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::cluster::EndpointMode;
 use crate::serde_util::{env_list, opt_secs, ByteSize};
@@ -21,59 +21,54 @@ use crate::serde_util::{env_list, opt_secs, ByteSize};
 ///     .args(["jmeter-server"]);
 /// assert_eq!(workers.replicas, 4);
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 #[must_use]
 pub struct Service {
     /// Image reference; must exist on the engine's nodes (atq never pulls).
     pub image: String,
     /// Name of the role; the engine service is `<task>_<alias>`. Default "worker" / "master".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
     /// Number of replicas. The master always has exactly one.
-    #[serde(default = "one")]
     pub replicas: u32,
     /// The container's arguments; they replace the image's CMD (as ATQ-Director's `args` did).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
     /// Entrypoint override; None keeps the image's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
     /// Environment, in order. In files: a list of `"K=V"` strings, or a map.
-    #[serde(default, with = "env_list", skip_serializing_if = "Vec::is_empty")]
+    #[serde(with = "env_list", skip_serializing_if = "Vec::is_empty")]
     pub environment: Vec<(String, String)>,
     /// Allocate a TTY.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub tty: bool,
     /// Id of a data bundle to mount at `/atq/data` (see [`DataBundle`](crate::DataBundle)).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fileid: Option<String>,
     /// A directory on every node running a replica, bind-mounted read-only at `/atq/data` (for a
     /// shared filesystem such as NFS or GlusterFS; for data too large for a bundle).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_path: Option<String>,
     /// A named volume mounted read-only at `/atq/data` (for data too large for a bundle).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_volume: Option<String>,
     /// In-container health check; a replica counts as running only once it passes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
     /// CPU and memory limits per replica.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
     /// Placement constraints, in the engine's syntax (`node.role==worker`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub constraints: Vec<String>,
     /// Extra labels on the service and its containers (keys under `io.atq.` are reserved).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// How the service name resolves: `dnsrr` (default) or `vip`.
-    #[serde(default, skip_serializing_if = "is_default")]
+    #[serde(skip_serializing_if = "is_default")]
     pub endpoint_mode: EndpointMode,
-}
-
-fn one() -> u32 {
-    1
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -202,23 +197,23 @@ impl Service {
 /// An in-container health check, run by the engine (Docker's HEALTHCHECK).
 ///
 /// A replica with a health check counts as running only once the check passes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 #[must_use]
 pub struct HealthCheck {
     /// The command, run by `/bin/sh -c` in the container; healthy when it exits 0.
     pub test: String,
     /// Time between checks (default 5 s).
-    #[serde(default, with = "opt_secs", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "opt_secs", skip_serializing_if = "Option::is_none")]
     pub interval: Option<Duration>,
     /// Time one check may take (default 5 s).
-    #[serde(default, with = "opt_secs", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "opt_secs", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
     /// Failed checks in a row before unhealthy (default 3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
     /// Grace period after start during which failures do not count.
-    #[serde(default, with = "opt_secs", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "opt_secs", skip_serializing_if = "Option::is_none")]
     pub start_period: Option<Duration>,
 }
 
@@ -254,15 +249,15 @@ impl HealthCheck {
 }
 
 /// CPU and memory limits per replica.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 #[must_use]
 pub struct Resources {
     /// CPUs (1.5 = one and a half cores).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
     /// Memory; in files a number of bytes or a string like `"512M"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<ByteSize>,
 }
 

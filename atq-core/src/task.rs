@@ -4,12 +4,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+pub use crate::document::{Format, ParseBudget};
 use crate::error::{Problem, ValidationError};
 use crate::labels;
 use crate::serde_util::{opt_secs, secs};
 use crate::service::Service;
+
+mod decode;
+pub(crate) mod fields;
 
 /// Most worker replicas one task may ask for.
 ///
@@ -42,7 +46,8 @@ const PROBE_SUFFIX: &str = "probe";
 /// A distributed task: N workers and one master on a private network.
 ///
 /// A `Task` is always valid: it comes from [`Task::builder`] + [`TaskBuilder::build`], or
-/// from a task file ([`Task::from_yaml_str`], [`Task::from_json_str`]), which run the same checks.
+/// from a task file ([`Task::from_str_with`], [`Task::from_yaml_str`], [`Task::from_json_str`],
+/// or any serde format through its `Deserialize`), which run the same checks.
 ///
 /// ```
 /// use std::time::Duration;
@@ -57,8 +62,8 @@ const PROBE_SUFFIX: &str = "probe";
 /// assert_eq!(task.worker_service_name(), "checkout-load_worker");
 /// # Ok::<(), atq_core::ValidationError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "TaskFile", into = "TaskFile")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(into = "TaskFile")]
 pub struct Task {
     file: TaskFile,
 }
@@ -69,20 +74,20 @@ pub struct Task {
 /// It runs as `sh -c "<command>"` in a one-off container (image: `image`, or else the
 /// master's) with `WORKER_CSV_VIPS` and `REMOTES` in its environment. It passes when it exits 0
 /// and, if `expectedResult` is set, its trimmed output equals it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 #[must_use]
 pub struct WaitCommand {
     /// Shell command.
     pub command: String,
     /// Output (trimmed) the command must print to pass; None or empty: exit 0 is enough.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_result: Option<String>,
     /// How long to keep trying, in seconds (default 60).
-    #[serde(default = "default_probe_timeout", with = "secs")]
+    #[serde(with = "secs")]
     pub timeout: Duration,
     /// Image to run the command in; default: the master's image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 }
 
@@ -116,35 +121,29 @@ impl WaitCommand {
 }
 
 /// The serialised form of a task: ATQ-Director's payload plus atq's own optional fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+///
+/// Serde writes it; `task/decode.rs` reads it (one line per field: see there to add one).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct TaskFile {
     name: String,
-    #[serde(default, with = "secs", skip_serializing_if = "Duration::is_zero")]
+    #[serde(with = "secs", skip_serializing_if = "Duration::is_zero")]
     delay: Duration,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     wait_command: Option<WaitCommand>,
     worker: Service,
     master: Service,
-    #[serde(default = "default_start_timeout", with = "secs")]
+    #[serde(with = "secs")]
     start_timeout: Duration,
-    #[serde(default, with = "opt_secs", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "opt_secs", skip_serializing_if = "Option::is_none")]
     run_timeout: Option<Duration>,
-    #[serde(default = "default_ttl", with = "secs")]
+    #[serde(with = "secs")]
     ttl: Duration,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     labels: BTreeMap<String, String>,
     /// Directory in the master's container whose files are the task's artifacts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     artifacts: Option<String>,
-}
-
-fn default_start_timeout() -> Duration {
-    DEFAULT_START_TIMEOUT
-}
-
-fn default_ttl() -> Duration {
-    DEFAULT_TTL
 }
 
 impl TryFrom<TaskFile> for Task {
@@ -186,28 +185,42 @@ impl Task {
         }
     }
 
-    /// Reads a task from YAML (a task file). Every problem names its field.
-    pub fn from_yaml_str(text: &str) -> Result<Task, ValidationError> {
-        let file: TaskFile = serde_yaml_ng::from_str(text).map_err(|e| {
-            let line = e.location().map(|l| l.line());
-            parse_problem(&e.to_string(), line)
-        })?;
-        Task::try_from(file).map_err(|e| with_lines(e, text))
+    /// Reads a task from untrusted text in `format`, within `budget`: the one entry point for
+    /// task files and request bodies.
+    ///
+    /// Past a limit of the budget the text is refused at once, with one problem naming the limit.
+    /// Otherwise every problem in the document is reported together, sorted by line, each with
+    /// its field path (`worker.replicas`), its line, and what the field allows.
+    ///
+    /// ```
+    /// use atq_core::task::{Format, ParseBudget, Task};
+    ///
+    /// let text = "name: t\nworker: {image: i, replicas: -2}\nmaster: {replicas: 1}\n";
+    /// let e = Task::from_str_with(text, Format::Yaml, &ParseBudget::default()).unwrap_err();
+    /// assert_eq!(e.problems[0].field, "worker.replicas");
+    /// assert_eq!(e.problems[0].line, Some(2));
+    /// assert!(e.problems[0].message.contains("a whole number from 1 to 10000"));
+    /// assert_eq!(e.problems[1].field, "master.image");
+    /// ```
+    pub fn from_str_with(text: &str, format: Format, budget: &ParseBudget) -> Result<Task, ValidationError> {
+        let node = crate::document::parse(text, format, budget).map_err(|p| ValidationError { problems: vec![p] })?;
+        decode::task(&node, Some(text))
     }
 
-    /// Reads a task from JSON (ATQ-Director's payload). Every problem names its field.
+    /// Reads a task from YAML (a task file), within the default [`ParseBudget`].
+    pub fn from_yaml_str(text: &str) -> Result<Task, ValidationError> {
+        Task::from_str_with(text, Format::Yaml, &ParseBudget::default())
+    }
+
+    /// Reads a task from JSON (ATQ-Director's payload), within the default [`ParseBudget`].
     pub fn from_json_str(text: &str) -> Result<Task, ValidationError> {
-        let file: TaskFile = serde_json::from_str(text).map_err(|e| {
-            let line = (e.line() > 0).then_some(e.line());
-            parse_problem(&e.to_string(), line)
-        })?;
-        Task::try_from(file).map_err(|e| with_lines(e, text))
+        Task::from_str_with(text, Format::Json, &ParseBudget::default())
     }
 
     /// Writes the task as YAML.
     #[must_use]
     pub fn to_yaml(&self) -> String {
-        serde_yaml_ng::to_string(self).expect("a task always serialises")
+        serde_saphyr::to_string(self).expect("a task always serialises")
     }
 
     /// Writes the task as JSON.
@@ -330,78 +343,6 @@ fn worker_alias(s: &Service) -> &str {
 
 fn master_alias(s: &Service) -> &str {
     s.alias.as_deref().unwrap_or("master")
-}
-
-/// Turns a serde message into a problem naming the field where serde says which.
-fn parse_problem(message: &str, line: Option<usize>) -> ValidationError {
-    // serde_yaml_ng prefixes a path ("worker.replicas: invalid type ..."); serde_json does not.
-    // Rule problems are checked after parsing (see `with_lines`), so only syntax and type errors come here.
-    let message = message.trim();
-    let (field, rest) = match message.split_once(": ") {
-        Some((head, rest)) if !head.contains(' ') && !head.is_empty() => (head.to_owned(), rest.to_owned()),
-        _ => (field_from_message(message), message.to_owned()),
-    };
-    let rest = strip_location(&rest);
-    ValidationError { problems: vec![Problem { field, message: rest, line }] }
-}
-
-/// Gives each rule problem (found after parsing, so without a line) the line of its field in
-/// `text`, when the field can be found there; a missing field gets the line of its parent.
-fn with_lines(mut error: ValidationError, text: &str) -> ValidationError {
-    for p in &mut error.problems {
-        if p.line.is_none() {
-            p.line = line_of_field(text, &p.field);
-        }
-    }
-    error
-}
-
-/// The 1-based line where the field path (`worker.replicas`, `worker.environment[0]`) is written
-/// in a YAML or JSON text: each key is searched for after the line of the one before, as
-/// `key:`, `"key":` or `'key':`, at the start of a line or after `{`, `,` or `- `.
-fn line_of_field(text: &str, field: &str) -> Option<usize> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut from = 0;
-    let mut found = None;
-    for key in field.split('.').map(|k| k.split('[').next().unwrap_or(k)).filter(|k| !k.is_empty()) {
-        let patterns = [format!("{key}:"), format!("\"{key}\":"), format!("'{key}':")];
-        let hit = lines.iter().enumerate().skip(from).find(|(_, line)| {
-            patterns.iter().any(|pat| {
-                line.match_indices(pat.as_str()).any(|(i, _)| {
-                    let before = line[..i].trim_end();
-                    before.is_empty() || before.ends_with(['{', ',', '-'])
-                })
-            })
-        });
-        match hit {
-            Some((i, _)) => {
-                found = Some(i + 1);
-                from = i;
-            }
-            None => break,
-        }
-    }
-    found
-}
-
-/// Finds the field a serde message is about ("unknown field `foo`", "missing field `image`").
-fn field_from_message(message: &str) -> String {
-    for marker in ["unknown field `", "missing field `", "duplicate field `"] {
-        if let Some(start) = message.find(marker) {
-            let rest = &message[start + marker.len()..];
-            if let Some(end) = rest.find('`') {
-                return rest[..end].to_owned();
-            }
-        }
-    }
-    "task".to_owned()
-}
-
-fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
-    }
 }
 
 /// Builds a [`Task`]; [`build`](TaskBuilder::build) checks every rule at once.
@@ -538,8 +479,10 @@ fn validate(f: &TaskFile) -> Vec<Problem> {
             .map(|s| s.len())
             .max()
             .unwrap_or(0);
-        let max = MAX_ENGINE_NAME - 1 - longest;
-        if f.name.len() > max {
+        // `<name>_<suffix>`: with an alias too long to leave room for any name, the alias itself
+        // is reported (see `validate_service`) and the name is not.
+        let max = MAX_ENGINE_NAME.checked_sub(1 + longest).filter(|max| *max > 0);
+        if let Some(max) = max.filter(|max| f.name.len() > *max) {
             out.push(problem(
                 "name",
                 format!(
@@ -638,6 +581,9 @@ fn check_labels(out: &mut Vec<Problem>, field: &str, labels: &BTreeMap<String, S
     }
 }
 
+/// Longest alias: room is left for a one-character task name and the `_` (`a_<alias>`).
+const MAX_ALIAS: usize = MAX_ENGINE_NAME - 2;
+
 fn validate_service(out: &mut Vec<Problem>, role: &str, s: &Service, alias: &str) {
     check_image(out, &format!("{role}.image"), &s.image);
     if !is_engine_name(alias) || matches!(alias, NETWORK_SUFFIX | PROBE_SUFFIX) {
@@ -645,10 +591,21 @@ fn validate_service(out: &mut Vec<Problem>, role: &str, s: &Service, alias: &str
             format!("{role}.alias"),
             format!("\"{alias}\" is not allowed: use letters, digits, '-' and '_', and not \"{NETWORK_SUFFIX}\" or \"{PROBE_SUFFIX}\""),
         ));
+    } else if alias.len() > MAX_ALIAS {
+        out.push(problem(
+            format!("{role}.alias"),
+            format!(
+                "is {} characters; at most {MAX_ALIAS} fit, because the engine name `<name>_<alias>` may have at most {MAX_ENGINE_NAME}",
+                alias.len()
+            ),
+        ));
     }
+    let mut seen = std::collections::HashSet::new();
     for (key, value) in &s.environment {
         let field = format!("{role}.environment.{key}");
-        if key.is_empty() {
+        if !seen.insert(key.as_str()) {
+            out.push(problem(field, format!("\"{key}\" is set twice: keep one")));
+        } else if key.is_empty() {
             out.push(problem(format!("{role}.environment"), "a variable has an empty name"));
         } else if key.contains('=') || key.contains('\0') || key.chars().any(char::is_whitespace) {
             out.push(problem(field, "a variable name cannot contain '=', whitespace or NUL"));

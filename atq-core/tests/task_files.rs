@@ -227,7 +227,8 @@ fn timeouts_must_be_positive_and_bounded() {
     assert!(has_problem(&e, "delay", "maximum"));
     assert!(has_problem(&e, "startTimeout", "more than 0"));
     let e = Task::from_yaml_str("name: a\ndelay: -1\nworker: {image: i}\nmaster: {image: i}\n").unwrap_err();
-    assert!(e.to_string().contains("non-negative"), "{e}");
+    assert!(has_problem(&e, "delay", "a number of seconds from 0 to 86400"), "{e}");
+    assert_eq!(e.problems[0].line, Some(2));
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use zip::ZipArchive;
 
+use super::central_directory::{self, Refusal};
 use super::{DataBundle, DataError, Limits, MAX_NAME_BYTES, MAX_PATH_BYTES};
 use crate::error::{Error, Result};
 
@@ -66,8 +67,23 @@ impl DataBundle {
         let archive_error = |entry: Option<String>, e: zip::result::ZipError| -> Error {
             DataError::Archive { source_name: source_name.to_owned(), entry, message: e.to_string() }.into()
         };
-        let mut archive = ZipArchive::new(reader).map_err(|e| archive_error(None, e))?;
         let mut intake = Intake::new(source_name, limits);
+        central_directory::check(&mut reader, limits).map_err(|refusal| {
+            let message = match refusal {
+                Refusal::TooManyEntries => return intake.too_many_entries(),
+                Refusal::Duplicate(name) => {
+                    return intake.clash(&name, "the archive has two entries of this name".to_owned())
+                }
+                Refusal::DirectoryTooLarge { size, limit } => format!(
+                    "its central directory is {size} bytes, more than the {limit} bytes {} entries can need",
+                    limits.max_entries
+                ),
+                Refusal::Malformed(what) => format!("not a valid zip archive: {what}"),
+                Refusal::Io(e) => return io(e),
+            };
+            DataError::Archive { source_name: source_name.to_owned(), entry: None, message }.into()
+        })?;
+        let mut archive = ZipArchive::new(reader).map_err(|e| archive_error(None, e))?;
         if archive.len() > limits.max_entries {
             return Err(intake.too_many_entries());
         }

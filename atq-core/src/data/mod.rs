@@ -47,6 +47,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cluster::EngineInfo;
 
+mod central_directory;
 mod intake;
 mod source;
 mod store;

@@ -887,3 +887,93 @@ async fn on_the_fake_cluster_a_deployed_bundle_is_mounted_and_kept_until_its_ser
     remove_bundle(&cluster, &id).await.unwrap();
     assert!(list_bundles(&cluster).await.unwrap().is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The central directory is checked before the zip crate parses it
+
+/// Replaces every occurrence of `from` with `to` (same length) in `bytes`.
+fn patched(mut bytes: Vec<u8>, from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let mut i = 0;
+    let mut hits = 0;
+    while i + from.len() <= bytes.len() {
+        if &bytes[i..i + from.len()] == from {
+            bytes[i..i + from.len()].copy_from_slice(to);
+            hits += 1;
+        }
+        i += 1;
+    }
+    assert!(hits > 0, "nothing to patch");
+    bytes
+}
+
+/// The offset of the end of central directory record in `bytes`.
+fn eocd(bytes: &[u8]) -> usize {
+    (0..bytes.len() - 3).rev().find(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x05, 0x06]).unwrap()
+}
+
+#[test]
+fn duplicate_entry_names_are_refused_naming_the_entry() {
+    // The zip writer refuses duplicate names: write two, then rename the second as the first.
+    let bytes = zip_of(&[("plan-a.jmx", b"first"), ("plan-b.jmx", b"second")], stored());
+    let bytes = patched(bytes, b"plan-b.jmx", b"plan-a.jmx");
+    match data_error(read_zip(bytes)) {
+        DataError::Clash { entry, rule, .. } => {
+            assert_eq!(entry, "plan-a.jmx");
+            assert!(rule.contains("two entries of this name"), "{rule}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_entry_count_is_checked_before_the_directory_is_parsed() {
+    let bytes = zip_of(&[("a", b"1"), ("b", b"2")], stored());
+    // An end record claiming 60,000 entries (the zip crate would try to parse them all).
+    let mut claimed = bytes.clone();
+    let at = eocd(&claimed);
+    claimed[at + 8..at + 12].copy_from_slice(&[0x60, 0xea, 0x60, 0xea]);
+    assert!(matches!(data_error(read_zip(claimed)), DataError::TooManyEntries { limit: 1000, .. }));
+    // A real archive one entry over the limit.
+    let names: Vec<String> = (0..11).map(|i| format!("f{i}")).collect();
+    let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
+    let e = data_error(read_zip_with(zip_of(&files, stored()), &Limits::default().max_entries(10)));
+    assert!(matches!(e, DataError::TooManyEntries { limit: 10, .. }), "{e:?}");
+}
+
+#[test]
+fn a_central_directory_larger_than_the_entries_need_is_refused() {
+    let bytes = zip_of(&[("a", b"1")], stored());
+    let mut big = bytes.clone();
+    let at = eocd(&big);
+    big[at + 12..at + 16].copy_from_slice(&u32::MAX.to_le_bytes()[..]);
+    big[at + 16..at + 20].copy_from_slice(&0u32.to_le_bytes()[..]);
+    // 0xFFFFFFFF means "see the zip64 record", which is missing: malformed, refused before parsing.
+    assert!(data_error(read_zip(big)).to_string().contains("not a valid zip archive"));
+    let mut big = bytes;
+    let at = eocd(&big);
+    big[at + 12..at + 16].copy_from_slice(&50_000_000u32.to_le_bytes()[..]);
+    let e = data_error(read_zip_with(big, &Limits::default().max_entries(10)));
+    assert!(e.to_string().contains("central directory is 50000000 bytes"), "{e}");
+}
+
+#[test]
+fn garbage_and_truncated_archives_are_refused_without_a_panic() {
+    let good = zip_of(&[("a/b.txt", b"hello"), ("c.txt", b"world")], deflated(6));
+    for cut in [0, 1, 21, 22, good.len() / 2, good.len() - 1] {
+        let _ = read_zip(good[..cut].to_vec());
+        let _ = read_zip(good[cut..].to_vec());
+    }
+    let mut state = 0x2545_f491_u32;
+    for _ in 0..300 {
+        let mut bytes = good.clone();
+        for _ in 0..4 {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let i = state as usize % bytes.len();
+            bytes[i] = (state >> 8) as u8;
+        }
+        let _ = read_zip(bytes);
+    }
+}
