@@ -338,7 +338,7 @@ fn a_master_that_wrote_no_artifacts_is_an_atq_error_after_teardown() {
     let out = atq().current_dir(dir.path()).arg("run").arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(125));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("wrote nothing"), "{stderr}");
+    assert!(stderr.contains("wrote no artifacts"), "{stderr}");
 }
 
 #[test]

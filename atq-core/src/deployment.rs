@@ -111,7 +111,7 @@ impl Deployment {
             if let Some(limit) = timeout {
                 if started.elapsed() >= limit {
                     return Err(Error::Timeout {
-                        phase: format!("master '{service}' to exit"),
+                        phase: crate::error::Phase::Run,
                         waited: limit,
                         missing: "the master is still running".into(),
                     });
@@ -170,7 +170,7 @@ impl Deployment {
     /// [`teardown`](Self::teardown), which removes the container.
     ///
     /// # Errors
-    /// [`Error::NotFound`] (kind "path") when the master wrote nothing there; an
+    /// [`Error::ArtifactsNotFound`] when the master wrote nothing there; an
     /// [`Error::Engine`] when the archive is larger than
     /// [`MAX_ARCHIVE_BYTES`](crate::cluster::MAX_ARCHIVE_BYTES).
     pub async fn artifacts(&self) -> Result<Option<Vec<u8>>> {
@@ -189,7 +189,11 @@ impl Deployment {
                 name: format!("{} (the master has none yet)", master.name),
             });
         };
-        cluster.copy_from_replica(container, dir).await.map(Some)
+        match cluster.copy_from_replica(container, dir).await {
+            Ok(archive) => Ok(Some(archive)),
+            Err(Error::NotFound { kind: "path", .. }) => Err(Error::ArtifactsNotFound { path: dir.to_owned() }),
+            Err(other) => Err(other),
+        }
     }
 
     /// Writes the master's [`artifacts`](Self::artifacts) into `dir` (created if needed) and
@@ -250,17 +254,19 @@ pub(crate) fn unpack_artifacts(archive: &[u8], dir: &Path) -> Result<Vec<PathBuf
                 Component::Normal(part) if i > 0 => relative.push(part),
                 Component::Normal(_) | Component::CurDir => {}
                 Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
-                    return Err(bad(format!(
-                        "the archive entry {raw:?} points outside the directory; nothing was saved"
-                    )));
+                    return Err(Error::UnsafeArtifact {
+                        entry: raw,
+                        reason: "it points outside the artifacts directory; nothing was saved".into(),
+                    });
                 }
             }
         }
         let kind = entry.header().entry_type();
         if kind.is_symlink() || kind.is_hard_link() {
-            return Err(bad(format!(
-                "the archive entry {raw:?} is a link; atq saves plain files only, nothing was saved"
-            )));
+            return Err(Error::UnsafeArtifact {
+                entry: raw,
+                reason: "it is a link, and atq saves plain files only; nothing was saved".into(),
+            });
         }
         if kind.is_dir() {
             planned.push(Planned::Dir(relative));

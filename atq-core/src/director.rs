@@ -465,7 +465,7 @@ impl Director {
             if Instant::now() >= deadline {
                 let missing = describe_missing(&replicas, total);
                 return Err(Error::Timeout {
-                    phase: format!("workers of '{service}' to run"),
+                    phase: crate::error::Phase::Workers,
                     waited: task.start_timeout(),
                     missing,
                 });
@@ -493,7 +493,7 @@ impl Director {
             }
             if Instant::now() >= deadline {
                 return Err(Error::Timeout {
-                    phase: format!("master '{service}' to run"),
+                    phase: crate::error::Phase::Master,
                     waited: task.start_timeout(),
                     missing: "the master replica is still pending (no node can run it yet?)".into(),
                 });

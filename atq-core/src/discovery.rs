@@ -91,9 +91,13 @@ pub async fn wait_for_tasks(service: &str, n: usize, timeout: Duration) -> Resul
         }
         if start.elapsed() >= timeout {
             return Err(Error::Timeout {
-                phase: format!("{n} addresses for {}", tasks_name(service)),
+                phase: crate::error::Phase::Discovery,
                 waited: start.elapsed(),
-                missing: format!("{} of {n} resolved: {addresses:?}", addresses.len()),
+                missing: format!(
+                    "{} of {n} addresses for {} resolved: {addresses:?}",
+                    addresses.len(),
+                    tasks_name(service)
+                ),
             });
         }
         tokio::time::sleep(pause.min(timeout.saturating_sub(start.elapsed()))).await;

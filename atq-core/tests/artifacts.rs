@@ -98,14 +98,14 @@ async fn a_task_without_artifacts_has_none_and_is_not_pinned() {
 }
 
 #[tokio::test]
-async fn a_master_that_wrote_nothing_there_is_a_not_found_path() {
+async fn a_master_that_wrote_nothing_there_is_artifacts_not_found() {
     let fake = FakeCluster::new();
     let director = Director::new(fake.clone());
     let d = director.deploy(&task("empty", Some("/atq/results"))).await.unwrap();
     d.wait(None).await.unwrap();
     let err = d.save_artifacts(tempfile::tempdir().unwrap().path()).await.unwrap_err();
-    assert!(matches!(err, Error::NotFound { kind: "path", .. }), "{err}");
-    assert!(err.to_string().contains("wrote nothing"), "{err}");
+    assert!(matches!(&err, Error::ArtifactsNotFound { path } if path == "/atq/results"), "{err}");
+    assert!(err.to_string().contains("wrote no artifacts"), "{err}");
     d.teardown().await.unwrap();
 }
 

@@ -14,7 +14,9 @@ async fn leftover(fake: &FakeCluster, task: &str, extra: &[(&str, &str)]) {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
     l.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    fake.create_network(&NetworkSpec { name: format!("{task}_net"), labels: l, attachable: true, capacity: 1 }).await.unwrap();
+    fake.create_network(&NetworkSpec { name: format!("{task}_net"), labels: l, attachable: true, capacity: 1 })
+        .await
+        .unwrap();
 }
 
 fn in_a_day() -> String {

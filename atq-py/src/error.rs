@@ -67,7 +67,8 @@ pub(crate) fn to_py(err: Error) -> PyErr {
             Error::NotFound { .. }
             | Error::Conflict { .. }
             | Error::EngineUnreachable { .. }
-            | Error::NotSwarmManager { .. }
+            | Error::EngineUnsuitable { .. }
+            | Error::InUse { .. }
             | Error::Engine { .. } => (EngineError::new_err(message), vec![]),
             Error::ReplicaFailed { service, replica, state, message: reason } => (
                 ReplicaFailed::new_err(message),
@@ -78,7 +79,10 @@ pub(crate) fn to_py(err: Error) -> PyErr {
                     ("reason", str_obj(py, &reason)),
                 ],
             ),
-            Error::Timeout { .. } | Error::ProbeTimeout { .. } => (DeployTimeout::new_err(message), vec![]),
+            Error::Timeout { phase, .. } => {
+                (DeployTimeout::new_err(message), vec![("phase", str_obj(py, phase.as_str()))])
+            }
+            Error::ProbeTimeout { .. } => (DeployTimeout::new_err(message), vec![("phase", str_obj(py, "probe"))]),
             Error::Data(_) => (DataError::new_err(message), vec![]),
             // Io, Cancelled, and variants added later: still an atq error, never a bare RuntimeError.
             _ => (AtqError::new_err(message), vec![]),

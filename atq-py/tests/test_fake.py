@@ -427,5 +427,5 @@ def test_a_master_that_wrote_no_artifacts_raises(tmp_path):
     task = atq.Task("none", worker=atq.Service("w"), master=atq.Service("m"), artifacts="/atq/results")
     with atq.Director(atq.FakeCluster()).deploy(task) as d:
         d.wait(timeout=5)
-        with pytest.raises(atq.EngineError, match="wrote nothing"):
+        with pytest.raises(atq.AtqError, match="wrote no artifacts"):
             d.save_artifacts(tmp_path)

@@ -292,7 +292,7 @@ async fn a_master_that_wrote_no_artifacts_is_a_not_found_path() {
     let deployment = director.deploy(&task).await.unwrap();
     deployment.wait(Some(Duration::from_secs(60))).await.unwrap();
     let err = deployment.artifacts().await.unwrap_err();
-    assert!(matches!(err, Error::NotFound { kind: "path", .. }), "{err}");
+    assert!(matches!(err, Error::ArtifactsNotFound { .. }), "{err}");
     deployment.teardown().await.unwrap();
     director.settled().await;
     assert_nothing_left(&scope).await;

@@ -48,7 +48,7 @@ struct Faulty {
 }
 
 fn injected(operation: &'static str, resource: &str) -> Error {
-    Error::Engine { operation, resource: resource.to_owned(), message: "injected fault".into() }
+    Error::engine(operation, resource, "injected fault")
 }
 
 #[async_trait]

@@ -498,7 +498,7 @@ impl State {
             })
             .collect();
         if files.is_empty() || root.is_empty() {
-            return Err(not_found("path", &format!("{path} (the master wrote nothing there)")));
+            return Err(not_found("path", path));
         }
         let io = |e: std::io::Error| Error::engine("copy files from", container_id, e);
         let mut builder = tar::Builder::new(Vec::new());

@@ -155,7 +155,14 @@ impl SwarmCluster {
         let state = swarm.local_node_state.unwrap_or(LocalNodeState::INACTIVE);
         if state != LocalNodeState::ACTIVE || swarm.control_available != Some(true) {
             let state = if state == LocalNodeState::ACTIVE { "active, worker".to_string() } else { state.to_string() };
-            return Err(Error::NotSwarmManager { host: host.to_string(), state });
+            return Err(Error::EngineUnsuitable {
+                host: host.to_string(),
+                backend: "swarm",
+                reason: format!("it is not a swarm manager (swarm state: {state})"),
+                fix: "Run `docker swarm init` (on one machine: `docker swarm init --advertise-addr 127.0.0.1`), \
+                      or use the plain Docker backend (ATQ_ENGINE=docker)"
+                    .to_string(),
+            });
         }
         Ok(SwarmCluster { node_id: swarm.node_id.unwrap_or_default(), ..cluster })
     }
@@ -300,12 +307,14 @@ fn engine_error(host: &str, err: BollardError, operation: &'static str, kind: &'
         BollardError::DockerResponseServerError { status_code, message } => {
             let lower = message.to_ascii_lowercase();
             let conflict = lower.contains("already exists") || lower.contains("name conflicts with an existing object");
+            let in_use = lower.contains("in use") || lower.contains("active endpoints");
             match status_code {
                 404 => Error::NotFound { kind, name: name.to_string() },
+                400 | 403 | 409 | 500 if in_use => Error::InUse { kind, name: name.to_string(), users: Vec::new() },
                 409 => Error::Conflict { kind, name: name.to_string() },
                 400 | 500 if conflict => Error::Conflict { kind, name: name.to_string() },
                 500 if lower.ends_with("not found") => Error::NotFound { kind, name: name.to_string() },
-                _ => Error::Engine { operation, resource: name.to_string(), message },
+                _ => Error::Engine { operation, resource: name.to_string(), message, source: None },
             }
         }
         BollardError::HyperLegacyError { .. }
@@ -314,7 +323,7 @@ fn engine_error(host: &str, err: BollardError, operation: &'static str, kind: &'
         | BollardError::RequestTimeoutError => {
             Error::EngineUnreachable { host: host.to_string(), message: format!("{operation} {kind} '{name}': {err}") }
         }
-        other => Error::Engine { operation, resource: name.to_string(), message: other.to_string() },
+        other => Error::engine_caused(operation, name, other),
     }
 }
 
@@ -332,7 +341,7 @@ impl Cluster for SwarmCluster {
                     Error::NotFound { kind: "container", name: container_id.to_string() }
                 }
                 BollardError::DockerResponseServerError { status_code: 404, .. } => {
-                    Error::NotFound { kind: "path", name: format!("{path} (the master wrote nothing there)") }
+                    Error::NotFound { kind: "path", name: path.to_string() }
                 }
                 other => engine_error(&self.host, other, "copy files from", "container", container_id),
             })?;
@@ -408,10 +417,7 @@ impl Cluster for SwarmCluster {
                     return Err(Error::NotFound { kind, name: n });
                 }
                 // 400 "in use by service", or "has active endpoints" while containers stop.
-                Err(Error::Engine { message, .. })
-                    if (message.contains("in use") || message.contains("active endpoints"))
-                        && start.elapsed() < self.removal_timeout =>
-                {
+                Err(Error::InUse { .. }) if start.elapsed() < self.removal_timeout => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }
@@ -603,10 +609,13 @@ mod tests {
         let grpc = "rpc error: code = AlreadyExists desc = name conflicts with an existing object";
         assert!(matches!(map(server(500, grpc)), Error::Conflict { .. }));
         assert!(matches!(map(server(500, "network 07hxz not found")), Error::NotFound { .. }));
-        match map(server(400, "rpc error: code = FailedPrecondition desc = network n is in use by service s")) {
-            Error::Engine { operation: "create network", resource, message } => {
+        let in_use = map(server(400, "rpc error: code = FailedPrecondition desc = network n is in use by service s"));
+        assert!(matches!(&in_use, Error::InUse { kind: "network", name, .. } if name == "n"), "{in_use:?}");
+        assert!(map(server(403, "error while removing network: network n has active endpoints")).is_in_use());
+        match map(server(500, "something broke")) {
+            Error::Engine { operation: "create network", resource, message, .. } => {
                 assert_eq!(resource, "n");
-                assert!(message.contains("in use"));
+                assert_eq!(message, "something broke");
             }
             other => panic!("{other:?}"),
         }
