@@ -48,9 +48,11 @@ use sha2::{Digest, Sha256};
 use crate::cluster::EngineInfo;
 
 mod intake;
+pub mod shard;
 mod source;
 mod store;
 
+pub use shard::{split_csv, Shard, Slices, SplitMode, MAX_SHARDS};
 pub use source::{data_mounts, DataMounts, DataSource};
 pub use store::{bundle_mounts, bundle_users, list_bundles, remove_bundle, BundleInfo};
 
@@ -207,6 +209,15 @@ pub enum DataError {
     NoFiles {
         /// The zip file or directory read.
         source_name: String,
+    },
+
+    /// A sharded file cannot be split as asked, or is not in the bundle.
+    #[error("cannot shard '{file}': {message}")]
+    Shard {
+        /// The file (its path inside the bundle).
+        file: String,
+        /// What is wrong, and what to do.
+        message: String,
     },
 
     /// The archive cannot be read (not a zip, corrupt, encrypted, an unsupported compression).
