@@ -32,8 +32,18 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 /// Variables atq sets itself; a task may not set them.
-pub const RESERVED_ENV: &[&str] =
-    &["WORKER_CSV_VIPS", "REMOTES", "MASTER_HOST", "ATQ_TASK", "ATQ_ROLE", "ATQ_WORKERS_FILE", "ATQ_RESULTS_DIR"];
+pub const RESERVED_ENV: &[&str] = &[
+    "WORKER_CSV_VIPS",
+    "REMOTES",
+    "MASTER_HOST",
+    "ATQ_TASK",
+    "ATQ_ROLE",
+    "ATQ_WORKERS_FILE",
+    "ATQ_RESULTS_DIR",
+    "ATQ_WORKER_INDEX",
+    "ATQ_WORKER_COUNT",
+    "ATQ_WORKER_INDEXES",
+];
 
 /// Suffixes atq derives engine names with, besides the two aliases.
 const NETWORK_SUFFIX: &str = "net";
@@ -356,14 +366,19 @@ fn with_lines(mut error: ValidationError, text: &str) -> ValidationError {
     error
 }
 
-/// The 1-based line where the field path (`worker.replicas`, `worker.environment[0]`) is written
+/// The 1-based line where the field path (`worker.replicas`, `worker.shards[1].file`) is written
 /// in a YAML or JSON text: each key is searched for after the line of the one before, as
-/// `key:`, `"key":` or `'key':`, at the start of a line or after `{`, `,` or `- `.
+/// `key:`, `"key":` or `'key':`, at the start of a line or after `{`, `,` or `- `. A key with an
+/// index (`shards[1]`) moves on to that item of a YAML block list: the line of its `- ` mark.
 fn line_of_field(text: &str, field: &str) -> Option<usize> {
     let lines: Vec<&str> = text.lines().collect();
     let mut from = 0;
     let mut found = None;
-    for key in field.split('.').map(|k| k.split('[').next().unwrap_or(k)).filter(|k| !k.is_empty()) {
+    for part in field.split('.').filter(|k| !k.is_empty()) {
+        let (key, index) = match part.split_once('[') {
+            Some((key, rest)) => (key, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
         let patterns = [format!("{key}:"), format!("\"{key}\":"), format!("'{key}':")];
         let hit = lines.iter().enumerate().skip(from).find(|(_, line)| {
             patterns.iter().any(|pat| {
@@ -373,13 +388,16 @@ fn line_of_field(text: &str, field: &str) -> Option<usize> {
                 })
             })
         });
-        match hit {
-            Some((i, _)) => {
-                found = Some(i + 1);
-                from = i;
+        let Some((mut at, _)) = hit else { break };
+        if let Some(index) = index {
+            let items = lines.iter().enumerate().skip(at + 1).filter(|(_, l)| l.trim_start().starts_with("- "));
+            match items.clone().nth(index) {
+                Some((i, _)) => at = i,
+                None => break,
             }
-            None => break,
         }
+        found = Some(at + 1);
+        from = at;
     }
     found
 }

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{bundle_mounts, DATA_DIR};
+use super::store::is_clean_relative;
+use super::{bundle_mounts, DATA_DIR, MAX_PATH_BYTES, MAX_SHARDS};
 use crate::cluster::{Cluster, ConfigMount, Mount, MountKind, ServiceSpec};
 use crate::error::{Problem, Result};
 use crate::labels;
@@ -136,6 +137,7 @@ pub(crate) fn validate_service_data(role: &str, s: &Service) -> Vec<Problem> {
             problem("dataPath", "is the root directory: give the directory that holds the data".to_owned());
         }
     }
+    validate_shards(&mut problem, role, s);
     if let Some(name) = &s.data_volume {
         if !is_volume_name(name) {
             problem(
@@ -145,6 +147,44 @@ pub(crate) fn validate_service_data(role: &str, s: &Service) -> Vec<Problem> {
         }
     }
     out
+}
+
+/// Checks a service's `shards`: workers only, on a bundle, at most [`MAX_SHARDS`] distinct plain
+/// relative paths, each with a usable delimiter.
+fn validate_shards(problem: &mut impl FnMut(&str, String), role: &str, s: &Service) {
+    if s.shards.is_empty() {
+        return;
+    }
+    if role != "worker" {
+        problem(
+            "shards",
+            "only workers are sharded: the master is one replica and sees the whole file; move shards to worker".into(),
+        );
+        return;
+    }
+    if s.fileid.is_none() {
+        problem(
+            "shards",
+            "shards split files of the service's data bundle: name one with fileid (atq cannot read a dataPath or a dataVolume to split it)".into(),
+        );
+    }
+    if s.shards.len() > MAX_SHARDS {
+        problem("shards", format!("{} files are sharded; at most {MAX_SHARDS} may be", s.shards.len()));
+    }
+    for (i, shard) in s.shards.iter().enumerate() {
+        let file = &shard.file;
+        if !is_clean_relative(file) || file.len() > MAX_PATH_BYTES {
+            problem(
+                &format!("shards[{i}].file"),
+                format!("\"{file}\" is not a file of a bundle: give its relative path inside the bundle, like users.csv or data/users.csv"),
+            );
+        } else if let Some(first) = s.shards[..i].iter().position(|other| other.file == *file) {
+            problem(&format!("shards[{i}].file"), format!("\"{file}\" is already sharded by shards[{first}]"));
+        }
+        if let Err(message) = shard.delimiter_byte() {
+            problem(&format!("shards[{i}].delimiter"), message);
+        }
+    }
 }
 
 /// The engine's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.

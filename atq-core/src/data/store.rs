@@ -234,6 +234,6 @@ pub async fn bundle_mounts(cluster: &dyn Cluster, id: &str) -> Result<Vec<Config
 }
 
 /// Whether `path` is a `/`-separated relative path of plain names (as intake guarantees).
-fn is_clean_relative(path: &str) -> bool {
+pub(super) fn is_clean_relative(path: &str) -> bool {
     !path.is_empty() && !path.contains(['\0', '\\']) && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
 }
