@@ -370,6 +370,7 @@ impl Director {
             name: format!("{name}_workers"),
             data: workers.iter().map(|a| format!("{a}\n")).collect::<String>().into_bytes(),
             labels: self.base_labels(task, Role::Master, &created.deploy_id),
+            ..ConfigSpec::default()
         };
         let config_id = cluster.create_config(&config).await?;
         created.push(ResourceKind::Config, config_id.clone());
@@ -424,6 +425,7 @@ impl Director {
             image: service.image.clone(),
             replicas: service.replicas,
             env,
+            slot_env: Vec::new(),
             args: service.args.clone(),
             command: service.command.clone(),
             tty: service.tty,

@@ -94,7 +94,12 @@ impl DataBundle {
             if existing.contains(&name) {
                 continue;
             }
-            let spec = ConfigSpec { name: name.clone(), data: content.clone(), labels: self.config_labels(path) };
+            let spec = ConfigSpec {
+                name: name.clone(),
+                data: content.clone(),
+                labels: self.config_labels(path),
+                ..ConfigSpec::default()
+            };
             match cluster.create_config(&spec).await {
                 Ok(_) => created.push(name),
                 Err(Error::Conflict { .. }) => {}
