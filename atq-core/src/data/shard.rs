@@ -34,7 +34,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::DataError;
+use super::{DataError, DataMounts, DATA_DIR};
+use crate::cluster::Cluster;
+use crate::error::Result;
+use crate::service::Service;
 use crate::task::MAX_WORKERS;
 
 /// Most files one service may shard: each becomes one per-replica config on the engine.
@@ -268,6 +271,58 @@ pub fn split_csv(data: &[u8], workers: u32, shard: &Shard) -> Result<Slices, Dat
         counts[w] += 1;
     }
     Ok(Slices { header: data[..header_end].to_vec(), rows, counts })
+}
+
+/// One sharded file of a service, split for its replicas: what a per-replica config holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardedFile {
+    /// The shard as the task declared it.
+    pub shard: Shard,
+    /// Where every replica reads its slice: `/atq/data/<file>`.
+    pub target: String,
+    /// The slices.
+    pub slices: Slices,
+}
+
+/// Splits each file a service shards, reading it back from the engine: the
+/// [`Director`](crate::Director) calls it at deploy time with the service's bundle mounts (from
+/// [`data_mounts`](super::data_mounts)), then stores each result as a per-replica config mounted
+/// at [`ShardedFile::target`] in place of the whole file.
+///
+/// # Errors
+/// [`DataError::Shard`] when a sharded file is not in the service's bundle; the engine's error
+/// when reading a file back fails.
+pub async fn split_service_shards(
+    cluster: &dyn Cluster,
+    service: &Service,
+    mounts: &DataMounts,
+) -> Result<Vec<ShardedFile>> {
+    let mut out = Vec::with_capacity(service.shards.len());
+    for shard in &service.shards {
+        let target = format!("{DATA_DIR}/{}", shard.file);
+        let Some(mount) = mounts.configs.iter().find(|c| c.target == target) else {
+            let bundle = service.fileid.as_deref().unwrap_or("(none)");
+            let mut files: Vec<&str> = mounts
+                .configs
+                .iter()
+                .filter_map(|c| c.target.strip_prefix(DATA_DIR))
+                .map(|t| t.trim_start_matches('/'))
+                .collect();
+            files.truncate(10);
+            return Err(DataError::Shard {
+                file: shard.file.clone(),
+                message: format!(
+                    "bundle {bundle} has no such file (its files include: {}): give the file's path inside the bundle",
+                    files.join(", ")
+                ),
+            }
+            .into());
+        };
+        let data = cluster.read_config(&mount.config_id).await?;
+        let slices = split_csv(&data, service.replicas, shard)?;
+        out.push(ShardedFile { shard: shard.clone(), target, slices });
+    }
+    Ok(out)
 }
 
 /// Where the first record starts (after any blank lines), or the end of `data` if it has none.
