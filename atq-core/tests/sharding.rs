@@ -165,3 +165,17 @@ async fn a_slice_config_the_engine_refuses_rolls_the_deploy_back() {
     assert!(fake.services().is_empty() && fake.networks().is_empty(), "rolled back");
     assert!(fake.configs().iter().all(|c| c.starts_with("atq-data-")), "{:?}", fake.configs());
 }
+
+#[tokio::test]
+async fn shards_without_a_bundle_fail_the_deploy_naming_the_file() {
+    let fake = FakeCluster::new();
+    let task = Task::builder("nob")
+        .workers(Service::new("lab/worker:1").replicas(2).shard(Shard::new("users.csv")))
+        .master(Service::new("lab/master:1"))
+        .build()
+        .expect("valid: `atq run --data` may name the bundle later");
+    let err = Director::new(fake.clone()).deploy(&task).await.unwrap_err();
+    assert!(matches!(&err, Error::Data(DataError::Shard { file, .. }) if file == "users.csv"), "{err:?}");
+    assert!(err.to_string().contains("worker.fileid"), "{err}");
+    assert!(fake.is_empty());
+}

@@ -300,8 +300,15 @@ pub async fn split_service_shards(
     let mut out = Vec::with_capacity(service.shards.len());
     for shard in &service.shards {
         let target = format!("{DATA_DIR}/{}", shard.file);
+        let Some(bundle) = service.fileid.as_deref() else {
+            return Err(DataError::Shard {
+                file: shard.file.clone(),
+                message: "the workers mount no data bundle: name one with worker.fileid (or `atq run --data PATH`)"
+                    .into(),
+            }
+            .into());
+        };
         let Some(mount) = mounts.configs.iter().find(|c| c.target == target) else {
-            let bundle = service.fileid.as_deref().unwrap_or("(none)");
             let mut files: Vec<&str> = mounts
                 .configs
                 .iter()

@@ -162,10 +162,12 @@ fn validate_shards(problem: &mut impl FnMut(&str, String), role: &str, s: &Servi
         );
         return;
     }
-    if s.fileid.is_none() {
+    // No source at all is fine here: `atq run --data` names the bundle later, and a deploy
+    // without one fails naming the shard.
+    if s.data_path.is_some() || s.data_volume.is_some() {
         problem(
             "shards",
-            "shards split files of the service's data bundle: name one with fileid (atq cannot read a dataPath or a dataVolume to split it)".into(),
+            "shards split files of the service's data bundle (fileid): atq cannot read a dataPath or a dataVolume to split it".into(),
         );
     }
     if s.shards.len() > MAX_SHARDS {
