@@ -67,10 +67,15 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Check a task file without an engine; print every problem with its field and line.
+    /// Check a task file without an engine; print every problem with its field and line, and
+    /// how sharded files split across the workers.
     Validate {
         /// The task file (YAML or JSON; `-` reads stdin).
         file: PathBuf,
+        /// Read this zip file or directory as the workers' data bundle (as `atq run --data`
+        /// would push it) and count the rows each worker gets of every sharded file.
+        #[arg(long, value_name = "PATH")]
+        data: Option<PathBuf>,
     },
     /// Show the engine: version, swarm role, nodes, atq tasks.
     Info {

@@ -52,7 +52,9 @@ pub mod shard;
 mod source;
 mod store;
 
-pub use shard::{split_csv, split_service_shards, Shard, ShardedFile, Slices, SplitMode, MAX_SHARDS};
+pub use shard::{
+    split_bundle_shards, split_csv, split_service_shards, Shard, ShardedFile, Slices, SplitMode, MAX_SHARDS,
+};
 pub use source::{data_mounts, DataMounts, DataSource};
 pub use store::{bundle_mounts, bundle_users, list_bundles, remove_bundle, BundleInfo};
 

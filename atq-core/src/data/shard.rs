@@ -34,7 +34,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DataError, DataMounts, DATA_DIR};
+use super::{DataBundle, DataError, DataMounts, DATA_DIR};
 use crate::cluster::Cluster;
 use crate::error::Result;
 use crate::service::Service;
@@ -328,6 +328,32 @@ pub async fn split_service_shards(
         let data = cluster.read_config(&mount.config_id).await?;
         let slices = split_csv(&data, service.replicas, shard)?;
         out.push(ShardedFile { shard: shard.clone(), target, slices });
+    }
+    Ok(out)
+}
+
+/// Splits each file a service shards from a bundle read locally (what `atq validate --data`
+/// reports): the same slices a deploy would make, without an engine.
+///
+/// # Errors
+/// [`DataError::Shard`] when a sharded file is not in `bundle`.
+pub fn split_bundle_shards(service: &Service, bundle: &DataBundle) -> Result<Vec<ShardedFile>> {
+    let mut out = Vec::with_capacity(service.shards.len());
+    for shard in &service.shards {
+        let Some(data) = bundle.files().get(&shard.file) else {
+            let files: Vec<&str> = bundle.files().keys().map(String::as_str).take(10).collect();
+            return Err(DataError::Shard {
+                file: shard.file.clone(),
+                message: format!(
+                    "bundle {} has no such file (its files include: {}): give the file's path inside the bundle",
+                    bundle.id(),
+                    files.join(", ")
+                ),
+            }
+            .into());
+        };
+        let slices = split_csv(data, service.replicas, shard)?;
+        out.push(ShardedFile { shard: shard.clone(), target: format!("{DATA_DIR}/{}", shard.file), slices });
     }
     Ok(out)
 }
