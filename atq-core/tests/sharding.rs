@@ -179,3 +179,34 @@ async fn shards_without_a_bundle_fail_the_deploy_naming_the_file() {
     assert!(err.to_string().contains("worker.fileid"), "{err}");
     assert!(fake.is_empty());
 }
+
+#[tokio::test]
+async fn a_bundle_can_mark_a_file_for_sharding_and_a_tasks_own_shard_wins() {
+    let fake = FakeCluster::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ids.csv"), "id\n1\n2\n3\n4\n").unwrap();
+    let plain = DataBundle::from_dir(dir.path()).unwrap();
+    let marked = plain.clone().with_shard(Shard::new("ids.csv").split(SplitMode::Blocks)).unwrap();
+    assert_ne!(plain.id(), marked.id(), "the marks are part of the id");
+    marked.push(&fake).await.unwrap();
+    let director = Director::new(fake.clone());
+
+    let task = Task::builder("marks")
+        .workers(Service::new("lab/worker:1").replicas(2).data(marked.id()))
+        .master(Service::new("lab/master:1").data(marked.id()))
+        .build()
+        .unwrap();
+    let deployment = director.deploy(&task).await.unwrap();
+    assert_eq!(fake.replica_file("marks_worker", 1, "/atq/data/ids.csv").unwrap(), b"id\n1\n2\n");
+    assert_eq!(fake.replica_file("marks_worker", 2, "/atq/data/ids.csv").unwrap(), b"id\n3\n4\n");
+    assert_eq!(fake.replica_file("marks_master", 1, "/atq/data/ids.csv").unwrap(), b"id\n1\n2\n3\n4\n");
+    deployment.teardown().await.unwrap();
+
+    let own = sharded_task("own", marked.id(), 2, Shard::new("ids.csv"));
+    let deployment = director.deploy(&own).await.unwrap();
+    assert_eq!(fake.replica_file("own_worker", 1, "/atq/data/ids.csv").unwrap(), b"id\n1\n3\n", "round-robin wins");
+    deployment.teardown().await.unwrap();
+
+    let err = plain.with_shard(Shard::new("users.csv")).unwrap_err();
+    assert!(matches!(&err, Error::Data(DataError::Shard { file, .. }) if file == "users.csv"), "{err:?}");
+}

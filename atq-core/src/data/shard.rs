@@ -273,6 +273,15 @@ pub fn split_csv(data: &[u8], workers: u32, shard: &Shard) -> Result<Slices, Dat
     Ok(Slices { header: data[..header_end].to_vec(), rows, counts })
 }
 
+/// The files a service's workers get slices of: the service's own `shards`, then the bundle's
+/// marks ([`DataBundle::with_shard`]) for files the service does not shard itself.
+#[must_use]
+pub fn effective_shards<'a>(service: &'a Service, marks: &'a [Shard]) -> Vec<&'a Shard> {
+    let mut out: Vec<&Shard> = service.shards.iter().collect();
+    out.extend(marks.iter().filter(|m| service.shards.iter().all(|s| s.file != m.file)));
+    out
+}
+
 /// One sharded file of a service, split for its replicas: what a per-replica config holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardedFile {
@@ -297,8 +306,9 @@ pub async fn split_service_shards(
     service: &Service,
     mounts: &DataMounts,
 ) -> Result<Vec<ShardedFile>> {
-    let mut out = Vec::with_capacity(service.shards.len());
-    for shard in &service.shards {
+    let shards = effective_shards(service, &mounts.shards);
+    let mut out = Vec::with_capacity(shards.len());
+    for shard in shards {
         let target = format!("{DATA_DIR}/{}", shard.file);
         let Some(bundle) = service.fileid.as_deref() else {
             return Err(DataError::Shard {
@@ -338,8 +348,10 @@ pub async fn split_service_shards(
 /// # Errors
 /// [`DataError::Shard`] when a sharded file is not in `bundle`.
 pub fn split_bundle_shards(service: &Service, bundle: &DataBundle) -> Result<Vec<ShardedFile>> {
-    let mut out = Vec::with_capacity(service.shards.len());
-    for shard in &service.shards {
+    let marks: Vec<Shard> = bundle.shards().cloned().collect();
+    let shards = effective_shards(service, &marks);
+    let mut out = Vec::with_capacity(shards.len());
+    for shard in shards {
         let Some(data) = bundle.files().get(&shard.file) else {
             let files: Vec<&str> = bundle.files().keys().map(String::as_str).take(10).collect();
             return Err(DataError::Shard {

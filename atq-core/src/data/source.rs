@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use super::store::bundle_mounts_and_shards;
 use super::store::is_clean_relative;
-use super::{bundle_mounts, DATA_DIR, MAX_PATH_BYTES, MAX_SHARDS};
+use super::{DATA_DIR, MAX_PATH_BYTES, MAX_SHARDS};
 use crate::cluster::{Cluster, ConfigMount, Mount, MountKind, ServiceSpec};
 use crate::error::{Problem, Result};
 use crate::labels;
@@ -49,11 +50,15 @@ impl DataSource {
     /// missing host path when it starts a replica; a missing volume is created empty).
     pub async fn mounts(&self, cluster: &dyn Cluster) -> Result<DataMounts> {
         Ok(match self {
-            DataSource::Bundle(id) => DataMounts {
-                configs: bundle_mounts(cluster, id).await?,
-                labels: BTreeMap::from([(labels::USES_BUNDLES.to_owned(), id.clone())]),
-                ..DataMounts::default()
-            },
+            DataSource::Bundle(id) => {
+                let (configs, shards) = bundle_mounts_and_shards(cluster, id).await?;
+                DataMounts {
+                    configs,
+                    labels: BTreeMap::from([(labels::USES_BUNDLES.to_owned(), id.clone())]),
+                    shards,
+                    ..DataMounts::default()
+                }
+            }
             DataSource::HostPath(path) => DataMounts::mount(MountKind::Bind, path),
             DataSource::Volume(name) => DataMounts::mount(MountKind::Volume, name),
         })
@@ -70,6 +75,9 @@ pub struct DataMounts {
     /// Labels for the service: [`USES_BUNDLES`](labels::USES_BUNDLES) for a bundle, which keeps
     /// it from removal while the service exists.
     pub labels: BTreeMap<String, String>,
+    /// Files the bundle marks for sharding ([`DataBundle::with_shard`](super::DataBundle::with_shard)):
+    /// split across the workers unless the service shards the same file itself.
+    pub shards: Vec<super::Shard>,
 }
 
 impl DataMounts {
