@@ -658,9 +658,22 @@ impl Director {
     /// and stores it on the engine; a task naming its [`id`](data::DataBundle::id) in `fileid`
     /// sees its files under `/atq/data`. Pushing the same content again stores nothing.
     pub async fn push_data(&self, path: impl AsRef<std::path::Path>) -> Result<data::DataBundle> {
+        self.push_data_sharded(path, &[]).await
+    }
+
+    /// As [`push_data`](Self::push_data), marking files of the bundle to be split across the
+    /// workers of every task that mounts it (see [`DataBundle::with_shard`](data::DataBundle::with_shard)).
+    pub async fn push_data_sharded(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        shards: &[data::Shard],
+    ) -> Result<data::DataBundle> {
         let cluster = &*self.inner.cluster;
         let limits = data::Limits::for_engine(&cluster.info().await?);
-        let bundle = data::DataBundle::from_path(path, &limits)?;
+        let mut bundle = data::DataBundle::from_path(path, &limits)?;
+        for shard in shards {
+            bundle = bundle.with_shard(shard.clone())?;
+        }
         bundle.push(cluster).await?;
         Ok(bundle)
     }
