@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use atq_core::data::Shard;
 use atq_core::{Director, Task, TaskInfo};
 use clap::CommandFactory;
 use futures_util::StreamExt;
@@ -19,8 +20,9 @@ pub async fn dispatch(command: Command, signals: &mut Signals) -> Result<u8, Cli
     match command {
         Command::Run(args) => return run::run(args, signals).await,
         Command::Up(args) => return run::up(args, signals).await,
-        Command::Validate { file, data } => {
-            validate(&taskfile::load(&file, None)?, &file.display().to_string(), data.as_deref())?;
+        Command::Validate { file, data, split } => {
+            let data = data.as_deref().map(|path| (path, split.as_slice()));
+            validate(&taskfile::load(&file, None)?, &file.display().to_string(), data)?;
         }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
@@ -62,7 +64,7 @@ async fn engine_command(command: Command) -> Result<(), CliError> {
             }
         }
         Command::Info { json } => cluster_info::info(&director, json).await?,
-        Command::Data(DataCommand::Push { path }) => data::push_command(&director, &path).await?,
+        Command::Data(DataCommand::Push { path, split }) => data::push_command(&director, &path, &split).await?,
         Command::Data(DataCommand::Ls { json }) => data::ls(&director, json).await?,
         Command::Data(DataCommand::Rm { id }) => data::rm(&director, &id).await?,
         Command::Run(_) | Command::Up(_) | Command::Validate { .. } | Command::Completions { .. } => {
@@ -72,7 +74,7 @@ async fn engine_command(command: Command) -> Result<(), CliError> {
     Ok(())
 }
 
-fn validate(task: &Task, file: &str, data: Option<&std::path::Path>) -> Result<(), CliError> {
+fn validate(task: &Task, file: &str, data: Option<(&std::path::Path, &[Shard])>) -> Result<(), CliError> {
     let (w, m) = (task.workers(), task.master());
     let probe = if task.wait_command().is_some() { ", a wait command" } else { "" };
     out(&format!(
@@ -82,10 +84,7 @@ fn validate(task: &Task, file: &str, data: Option<&std::path::Path>) -> Result<(
         w.image,
         m.image
     ));
-    if w.shards.is_empty() {
-        return Ok(());
-    }
-    let Some(path) = data else {
+    let Some((path, split)) = data else {
         for (i, shard) in w.shards.iter().enumerate() {
             out(&format!(
                 "  worker.shards[{i}]: {} split {} across {} workers (rows are counted at deploy; --data PATH counts them now)",
@@ -94,7 +93,10 @@ fn validate(task: &Task, file: &str, data: Option<&std::path::Path>) -> Result<(
         }
         return Ok(());
     };
-    let bundle = atq_core::DataBundle::from_path(path, &atq_core::data::Limits::default())?;
+    let mut bundle = atq_core::DataBundle::from_path(path, &atq_core::data::Limits::default())?;
+    for shard in split {
+        bundle = bundle.with_shard(shard.clone())?;
+    }
     if let Some(named) = w.fileid.as_deref().filter(|id| *id != bundle.id()) {
         err(&format!(
             "atq: note: worker.fileid names bundle {named}, and {} is bundle {}: counting rows in {}",

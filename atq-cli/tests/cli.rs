@@ -170,3 +170,29 @@ fn validate_reports_how_sharded_files_split_across_the_workers() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("cannot shard 'ids.csv'") && stderr.contains("users.csv"), "{stderr}");
 }
+
+#[test]
+fn validate_with_split_marks_a_file_of_the_data_like_data_push_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let task =
+        file(&dir, "task.yaml", "name: m\nworker:\n  image: busybox\n  replicas: 2\nmaster:\n  image: busybox\n");
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("ids.csv"), "id\n1\n2\n3\n").unwrap();
+    let out = atq()
+        .arg("validate")
+        .arg(&task)
+        .arg("--data")
+        .arg(data.path())
+        .arg("--split")
+        .arg("ids.csv=blocks")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("worker.shards[0]: ids.csv split blocks across 2 workers: 3 rows, 2, 1 rows per worker"),
+        "{stdout}"
+    );
+    let out = atq().arg("validate").arg(&task).arg("--split").arg("ids.csv").output().unwrap();
+    assert_eq!(out.status.code(), Some(125), "--split needs --data: {out:?}");
+}
