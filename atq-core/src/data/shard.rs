@@ -156,6 +156,14 @@ impl Shard {
         self
     }
 
+    /// Checks the delimiter: one ASCII character that neither quotes fields nor ends records.
+    ///
+    /// # Errors
+    /// What is wrong with it, for a message naming the field.
+    pub fn delimiter_check(&self) -> Result<(), String> {
+        self.delimiter_byte().map(|_| ())
+    }
+
     /// The delimiter as a byte, or why it cannot be one.
     pub(crate) fn delimiter_byte(&self) -> Result<u8, String> {
         let c = self.delimiter;
