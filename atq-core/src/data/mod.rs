@@ -376,12 +376,7 @@ impl DataBundle {
     pub fn with_shard(mut self, shard: Shard) -> crate::Result<Self> {
         let fail = |message: String| DataError::Shard { file: shard.file.clone(), message };
         if !self.files.contains_key(&shard.file) {
-            let files: Vec<&str> = self.files.keys().map(String::as_str).take(10).collect();
-            return Err(fail(format!(
-                "the bundle has no such file (its files include: {}): give its path inside the bundle",
-                files.join(", ")
-            ))
-            .into());
+            return Err(shard::not_in_bundle(&shard.file, &self.id, self.files.keys().map(String::as_str)).into());
         }
         shard.delimiter_byte().map_err(fail)?;
         if !self.shards.contains_key(&shard.file) && self.shards.len() >= MAX_SHARDS {

@@ -327,21 +327,12 @@ pub async fn split_service_shards(
             .into());
         };
         let Some(mount) = mounts.configs.iter().find(|c| c.target == target) else {
-            let mut files: Vec<&str> = mounts
+            let files = mounts
                 .configs
                 .iter()
                 .filter_map(|c| c.target.strip_prefix(DATA_DIR))
-                .map(|t| t.trim_start_matches('/'))
-                .collect();
-            files.truncate(10);
-            return Err(DataError::Shard {
-                file: shard.file.clone(),
-                message: format!(
-                    "bundle {bundle} has no such file (its files include: {}): give the file's path inside the bundle",
-                    files.join(", ")
-                ),
-            }
-            .into());
+                .map(|t| t.trim_start_matches('/'));
+            return Err(not_in_bundle(&shard.file, bundle, files).into());
         };
         let data = cluster.read_config(&mount.config_id).await?;
         let slices = split_csv(&data, service.replicas, shard)?;
@@ -361,21 +352,24 @@ pub fn split_bundle_shards(service: &Service, bundle: &DataBundle) -> Result<Vec
     let mut out = Vec::with_capacity(shards.len());
     for shard in shards {
         let Some(data) = bundle.files().get(&shard.file) else {
-            let files: Vec<&str> = bundle.files().keys().map(String::as_str).take(10).collect();
-            return Err(DataError::Shard {
-                file: shard.file.clone(),
-                message: format!(
-                    "bundle {} has no such file (its files include: {}): give the file's path inside the bundle",
-                    bundle.id(),
-                    files.join(", ")
-                ),
-            }
-            .into());
+            return Err(not_in_bundle(&shard.file, bundle.id(), bundle.files().keys().map(String::as_str)).into());
         };
         let slices = split_csv(data, service.replicas, shard)?;
         out.push(ShardedFile { shard: shard.clone(), target: format!("{DATA_DIR}/{}", shard.file), slices });
     }
     Ok(out)
+}
+
+/// The error for a sharded `file` that bundle `id` does not have, naming some of its `files`.
+pub(crate) fn not_in_bundle<'a>(file: &str, id: &str, files: impl Iterator<Item = &'a str>) -> DataError {
+    let some: Vec<&str> = files.take(10).collect();
+    DataError::Shard {
+        file: file.to_owned(),
+        message: format!(
+            "bundle {id} has no such file (its files include: {}): give the file's path inside the bundle",
+            some.join(", ")
+        ),
+    }
 }
 
 /// Where the first record starts (after any blank lines), or the end of `data` if it has none.
