@@ -4,7 +4,21 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use atq_core::data::{Shard, SplitMode};
+
 use crate::exit;
+
+/// `--split FILE[=MODE]`: a file of the bundle, split round-robin unless a mode is given.
+fn parse_split(arg: &str) -> Result<Shard, String> {
+    let (file, mode) = match arg.rsplit_once('=') {
+        Some((file, mode)) => (file, mode.parse::<SplitMode>()?),
+        None => (arg, SplitMode::RoundRobin),
+    };
+    if file.is_empty() {
+        return Err("give the file's path inside the bundle, like users.csv or users.csv=blocks".into());
+    }
+    Ok(Shard::new(file).split(mode))
+}
 
 const ABOUT: &str = "Run a distributed load test (N workers + 1 master) on Docker Swarm from a task file";
 
@@ -67,10 +81,18 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Check a task file without an engine; print every problem with its field and line.
+    /// Check a task file without an engine; print every problem with its field and line, and
+    /// how sharded files split across the workers.
     Validate {
         /// The task file (YAML or JSON; `-` reads stdin).
         file: PathBuf,
+        /// Read this zip file or directory as the workers' data bundle (as `atq run --data`
+        /// would push it) and count the rows each worker gets of every sharded file.
+        #[arg(long, value_name = "PATH")]
+        data: Option<PathBuf>,
+        /// With --data: mark a file of it for sharding, as `atq data push --split` does.
+        #[arg(long, value_name = "FILE[=MODE]", value_parser = parse_split, requires = "data")]
+        split: Vec<Shard>,
     },
     /// Show the engine: version, swarm role, nodes, atq tasks.
     Info {
@@ -99,6 +121,11 @@ pub enum DataCommand {
         /// No message on stderr: only the id, on stdout.
         #[arg(long, short)]
         quiet: bool,
+        /// Mark a CSV file of the bundle (its path inside it) to be split across the workers of
+        /// every task that mounts the bundle: `users.csv` (round-robin) or `users.csv=blocks`.
+        /// Repeatable. The bundle stores the whole file; each deploy splits it for its workers.
+        #[arg(long, value_name = "FILE[=MODE]", value_parser = parse_split)]
+        split: Vec<Shard>,
     },
     /// List the bundles on the engine.
     Ls {
@@ -147,6 +174,10 @@ pub struct RunArgs {
     /// role that names no data of its own.
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
+    /// With --data: mark a file of it to be split across the workers, as `atq data push --split`
+    /// does (`users.csv` round-robin, or `users.csv=blocks`). Repeatable.
+    #[arg(long, value_name = "FILE[=MODE]", value_parser = parse_split, requires = "data")]
+    pub split: Vec<Shard>,
     /// Save the master's artifacts (the files it wrote in the task's `artifacts` directory)
     /// into DIR after it exits (default: ./atq-artifacts/TASK/ when the task sets artifacts).
     #[arg(long, value_name = "DIR")]
@@ -197,5 +228,18 @@ impl From<RoleArg> for atq_core::labels::Role {
             RoleArg::Worker => Self::Worker,
             RoleArg::Probe => Self::Probe,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_arguments_name_a_file_and_maybe_a_mode() {
+        assert_eq!(parse_split("users.csv"), Ok(Shard::new("users.csv")));
+        assert_eq!(parse_split("data/ids.csv=blocks"), Ok(Shard::new("data/ids.csv").split(SplitMode::Blocks)));
+        assert!(parse_split("users.csv=stripes").unwrap_err().contains("round-robin or blocks"));
+        assert!(parse_split("=blocks").is_err());
     }
 }

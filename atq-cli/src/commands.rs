@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use atq_core::data::Shard;
 use atq_core::{Director, Task, TaskInfo};
 use clap::CommandFactory;
 use futures_util::StreamExt;
@@ -19,8 +20,9 @@ pub async fn dispatch(command: Command, signals: &mut Signals) -> Result<u8, Cli
     match command {
         Command::Run(args) => return run::run(args, signals).await,
         Command::Up(args) => return run::up(args, signals).await,
-        Command::Validate { file } => {
-            validate(&taskfile::load(&file, None, signals).await?, &file.display().to_string())?
+        Command::Validate { file, data, split } => {
+            let data = data.as_deref().map(|path| (path, split.as_slice()));
+            validate(&taskfile::load(&file, None, signals).await?, &file.display().to_string(), data)?;
         }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
@@ -62,7 +64,9 @@ async fn engine_command(command: Command) -> Result<(), CliError> {
             }
         }
         Command::Info { json } => cluster_info::info(&director, json).await?,
-        Command::Data(DataCommand::Push { path, quiet }) => data::push_command(&director, &path, quiet).await?,
+        Command::Data(DataCommand::Push { path, quiet, split }) => {
+            data::push_command(&director, &path, quiet, &split).await?;
+        }
         Command::Data(DataCommand::Ls { json }) => data::ls(&director, json).await?,
         Command::Data(DataCommand::Rm { id }) => data::rm(&director, &id).await?,
         Command::Run(_) | Command::Up(_) | Command::Validate { .. } | Command::Completions { .. } => {
@@ -72,7 +76,7 @@ async fn engine_command(command: Command) -> Result<(), CliError> {
     Ok(())
 }
 
-fn validate(task: &Task, file: &str) -> Result<(), CliError> {
+fn validate(task: &Task, file: &str, data: Option<(&std::path::Path, &[Shard])>) -> Result<(), CliError> {
     let (w, m) = (task.workers(), task.master());
     let probe = if task.wait_command().is_some() { ", a wait command" } else { "" };
     out(&format!(
@@ -82,7 +86,53 @@ fn validate(task: &Task, file: &str) -> Result<(), CliError> {
         w.image,
         m.image
     ));
+    let Some((path, split)) = data else {
+        for (i, shard) in w.shards.iter().enumerate() {
+            out(&format!(
+                "  worker.shards[{i}]: {} split {} across {} workers (rows are counted at deploy; --data PATH counts them now)",
+                shard.file, shard.split, w.replicas
+            ));
+        }
+        return Ok(());
+    };
+    let mut bundle = atq_core::DataBundle::from_path(path, &atq_core::data::Limits::default())?;
+    for shard in split {
+        bundle = bundle.with_shard(shard.clone())?;
+    }
+    if let Some(named) = w.fileid.as_deref().filter(|id| *id != bundle.id()) {
+        err(&format!(
+            "atq: note: worker.fileid names bundle {named}, and {} is bundle {}: counting rows in {}",
+            path.display(),
+            bundle.id(),
+            path.display()
+        ));
+    }
+    for (i, sharded) in atq_core::data::split_bundle_shards(w, &bundle)?.iter().enumerate() {
+        out(&format!(
+            "  worker.shards[{i}]: {} split {} across {} workers: {} rows, {}",
+            sharded.shard.file,
+            sharded.shard.split,
+            w.replicas,
+            sharded.slices.total_rows(),
+            rows_per_worker(sharded.slices.rows_per_worker())
+        ));
+    }
     Ok(())
+}
+
+/// `3, 3, 2, 2 rows per worker`, or for many workers `2 to 3 rows per worker (5000 with 3)`.
+fn rows_per_worker(counts: &[usize]) -> String {
+    const LISTED: usize = 16;
+    if counts.len() <= LISTED {
+        let list: Vec<String> = counts.iter().map(usize::to_string).collect();
+        return format!("{} rows per worker (worker 1 first)", list.join(", "));
+    }
+    let (min, max) = (counts.iter().min().copied().unwrap_or(0), counts.iter().max().copied().unwrap_or(0));
+    if min == max {
+        return format!("{min} rows per worker");
+    }
+    let at_max = counts.iter().filter(|&&c| c == max).count();
+    format!("{min} to {max} rows per worker ({at_max} with {max}, from worker 1)")
 }
 
 async fn ls(director: &Director, json: bool) -> Result<(), CliError> {
@@ -161,6 +211,15 @@ mod tests {
         assert_eq!(age(125), "2m");
         assert_eq!(age(7300), "2h");
         assert_eq!(age(200_000), "2d");
+    }
+
+    #[test]
+    fn rows_per_worker_are_listed_for_few_workers_and_summed_up_for_many() {
+        assert_eq!(rows_per_worker(&[3, 3, 2, 2]), "3, 3, 2, 2 rows per worker (worker 1 first)");
+        let mut many = vec![3; 5000];
+        many.extend(vec![2; 5000]);
+        assert_eq!(rows_per_worker(&many), "2 to 3 rows per worker (5000 with 3, from worker 1)");
+        assert_eq!(rows_per_worker(&[0; 20]), "0 rows per worker");
     }
 
     #[test]

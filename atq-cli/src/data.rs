@@ -2,29 +2,36 @@
 
 use std::path::Path;
 
+use atq_core::data::Shard;
 use atq_core::Director;
 
 use crate::commands::{age, atq_core_now};
 use crate::display::{err, out};
 use crate::error::CliError;
 
-/// Reads the zip file or directory at `path` and stores it on the engine; returns its id.
-/// Says what was stored on stderr, unless `quiet`.
-pub async fn push(director: &Director, path: &Path, quiet: bool) -> Result<String, CliError> {
-    let bundle = director.push_data(path).await?;
+/// Reads the zip file or directory at `path`, marks `split` files for sharding, and stores it
+/// on the engine; returns its id. Says what was stored on stderr, unless `quiet`.
+pub async fn push(director: &Director, path: &Path, quiet: bool, split: &[Shard]) -> Result<String, CliError> {
+    let bundle = director.push_data_sharded(path, split).await?;
     if !quiet {
         err(&format!(
             "atq: bundle of {} file(s), {} bytes, stored under /atq/data for tasks naming it",
             bundle.len(),
             bundle.total_bytes()
         ));
+        for shard in bundle.shards() {
+            err(&format!(
+                "atq: {} is split {} across the workers of every task that mounts it",
+                shard.file, shard.split
+            ));
+        }
     }
     Ok(bundle.id().to_owned())
 }
 
 /// `atq data push PATH`: the bare id on stdout (`ID=$(atq data push dir)`), messages on stderr.
-pub async fn push_command(director: &Director, path: &Path, quiet: bool) -> Result<(), CliError> {
-    let id = push(director, path, quiet).await?;
+pub async fn push_command(director: &Director, path: &Path, quiet: bool, split: &[Shard]) -> Result<(), CliError> {
+    let id = push(director, path, quiet, split).await?;
     out(&id);
     Ok(())
 }

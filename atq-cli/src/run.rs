@@ -130,7 +130,7 @@ pub async fn run(args: RunArgs, signals: &mut Signals) -> Result<u8, CliError> {
     let director = connect(signals).await?;
     if let Some(path) = &args.data {
         let id = tokio::select! {
-            id = crate::data::push(&director, path, false) => id?,
+            id = crate::data::push(&director, path, false, &args.split) => id?,
             () = signals.recv() => return Err(CliError::Interrupted),
         };
         task = task.with_data_bundle(&id).map_err(|error| CliError::Invalid { file: "--data".into(), error })?;

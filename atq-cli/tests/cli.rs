@@ -201,3 +201,67 @@ fn validate_lists_every_problem_sorted_by_line() {
         assert!(got.contains(&format!("/{want}")), "{got:?} is not {want:?}: {stderr}");
     }
 }
+
+const SHARDED: &str = "name: users\nworker:\n  image: busybox\n  replicas: 4\n  shards:\n    - file: users.csv\n    - file: ids.csv\n      split: blocks\n      header: false\nmaster:\n  image: busybox\n";
+
+#[test]
+fn validate_reports_how_sharded_files_split_across_the_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = file(&dir, "task.yaml", SHARDED);
+    let out = atq().arg("validate").arg(&task).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("worker.shards[0]: users.csv split round-robin across 4 workers (rows are counted at deploy"),
+        "{stdout}"
+    );
+
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("users.csv"), "user\nu1\nu2\nu3\nu4\nu5\nu6\n").unwrap();
+    std::fs::write(data.path().join("ids.csv"), "1\n2\n3\n4\n5\n").unwrap();
+    let out = atq().arg("validate").arg(&task).arg("--data").arg(data.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains(
+            "worker.shards[0]: users.csv split round-robin across 4 workers: 6 rows, 2, 2, 1, 1 rows per worker"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("worker.shards[1]: ids.csv split blocks across 4 workers: 5 rows, 2, 1, 1, 1 rows per worker"),
+        "{stdout}"
+    );
+
+    std::fs::remove_file(data.path().join("ids.csv")).unwrap();
+    let out = atq().arg("validate").arg(&task).arg("--data").arg(data.path()).output().unwrap();
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("cannot shard 'ids.csv'") && stderr.contains("users.csv"), "{stderr}");
+}
+
+#[test]
+fn validate_with_split_marks_a_file_of_the_data_like_data_push_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let task =
+        file(&dir, "task.yaml", "name: m\nworker:\n  image: busybox\n  replicas: 2\nmaster:\n  image: busybox\n");
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("ids.csv"), "id\n1\n2\n3\n").unwrap();
+    let out = atq()
+        .arg("validate")
+        .arg(&task)
+        .arg("--data")
+        .arg(data.path())
+        .arg("--split")
+        .arg("ids.csv=blocks")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("worker.shards[0]: ids.csv split blocks across 2 workers: 3 rows, 2, 1 rows per worker"),
+        "{stdout}"
+    );
+    let out = atq().arg("validate").arg(&task).arg("--split").arg("ids.csv").output().unwrap();
+    assert_eq!(out.status.code(), Some(125), "--split needs --data: {out:?}");
+}

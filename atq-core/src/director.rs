@@ -314,9 +314,11 @@ impl Director {
         let name = task.name().to_owned();
         let network = task.network_name();
 
-        // 0. Data: a `fileid` naming no stored bundle fails here, before anything is created.
+        // 0. Data: a `fileid` naming no stored bundle fails here, before anything is created,
+        //    and so does a sharded file the bundle does not have.
         let worker_data = data::data_mounts(&**cluster, task.workers()).await?;
         let master_data = data::data_mounts(&**cluster, task.master()).await?;
+        let shards = data::split_service_shards(&**cluster, task.workers(), &worker_data).await?;
 
         // 0b. Artifacts are read from the master's container, and only the engine that runs a
         //     container can read its files: on a multi-node swarm the master must run on the node
@@ -342,13 +344,28 @@ impl Director {
         let parts = ServiceParts { task, role: Role::Worker, network: &network, deploy_id: &created.deploy_id };
         let mut workers_spec = self.service_spec(&parts, task.workers(), task.worker_service_name());
         worker_data.apply_to(&mut workers_spec);
+        // Sharded files: one per-replica config each, mounted in place of the whole file.
+        for (i, sharded) in shards.into_iter().enumerate() {
+            let (header, rows) = sharded.slices.into_parts();
+            let config = ConfigSpec {
+                name: format!("{name}_shard{i}"),
+                data: header,
+                labels: self.base_labels(task, Role::Worker, &created.deploy_id),
+                per_replica: rows,
+            };
+            let config_id = cluster.create_config(&config).await?;
+            created.push(ResourceKind::Config, config_id.clone());
+            workers_spec.configs.retain(|c| c.target != sharded.target);
+            workers_spec.configs.push(ConfigMount { config_id, config_name: config.name, target: sharded.target });
+        }
         let replicas = workers_spec.replicas;
         let id = self.create_service(task, &workers_spec).await?;
         created.push(ResourceKind::Service, id);
         self.emit(Event::WorkersCreated { task: name.clone(), service: workers_spec.name.clone(), replicas });
 
         // 3. Wait until all run with addresses.
-        let workers = self.wait_workers(task, &workers_spec.name, &network, replicas).await?;
+        let (indexes, workers): (Vec<u32>, Vec<IpAddr>) =
+            self.wait_workers(task, &workers_spec.name, &network, replicas).await?.into_iter().unzip();
         self.emit(Event::WorkersReady { task: name.clone(), addresses: workers.clone() });
 
         // 4. Probe.
@@ -368,6 +385,7 @@ impl Director {
             name: format!("{name}_workers"),
             data: workers.iter().map(|a| format!("{a}\n")).collect::<String>().into_bytes(),
             labels: self.base_labels(task, Role::Master, &created.deploy_id),
+            ..ConfigSpec::default()
         };
         let config_id = cluster.create_config(&config).await?;
         created.push(ResourceKind::Config, config_id.clone());
@@ -382,6 +400,8 @@ impl Director {
             tracing::warn!(task = %name, bytes = list.len(), "worker list too long for the environment; the master reads {WORKERS_FILE}");
         }
         master.env.push(("ATQ_WORKERS_FILE".into(), WORKERS_FILE.into()));
+        master.env.push(("ATQ_WORKER_COUNT".into(), replicas.to_string()));
+        master.env.push(("ATQ_WORKER_INDEXES".into(), index_list(&indexes)));
         if let Some(dir) = task.artifacts() {
             master.env.push(("ATQ_RESULTS_DIR".into(), dir.into()));
         }
@@ -412,14 +432,19 @@ impl Director {
         let mut env = service.environment.clone();
         env.push(("ATQ_TASK".into(), task.name().into()));
         env.push(("ATQ_ROLE".into(), role.as_str().into()));
+        let mut slot_env = Vec::new();
         if role == Role::Worker {
             env.push(("MASTER_HOST".into(), task.master_service_name()));
+            env.push(("ATQ_WORKER_COUNT".into(), service.replicas.to_string()));
+            // 1-based, the engine's replica slot: see `WORKER_INDEX` in the crate docs.
+            slot_env.push("ATQ_WORKER_INDEX".into());
         }
         ServiceSpec {
             name,
             image: service.image.clone(),
             replicas: service.replicas,
             env,
+            slot_env,
             args: service.args.clone(),
             command: service.command.clone(),
             tty: service.tty,
@@ -437,7 +462,8 @@ impl Director {
         }
     }
 
-    async fn wait_workers(&self, task: &Task, service: &str, network: &str, total: u32) -> Result<Vec<IpAddr>> {
+    /// Waits until every worker runs with an address; returns (slot, address) in slot order.
+    async fn wait_workers(&self, task: &Task, service: &str, network: &str, total: u32) -> Result<Vec<(u32, IpAddr)>> {
         let deadline = Instant::now() + task.start_timeout();
         let mut interval = self.inner.poll.min;
         let mut last_running = u32::MAX;
@@ -460,7 +486,7 @@ impl Director {
             }
             if running >= total {
                 ready.sort_unstable();
-                return Ok(ready.into_iter().map(|(_, a)| a).collect());
+                return Ok(ready);
             }
             if Instant::now() >= deadline {
                 let missing = describe_missing(&replicas, total);
@@ -634,9 +660,22 @@ impl Director {
     /// and stores it on the engine; a task naming its [`id`](data::DataBundle::id) in `fileid`
     /// sees its files under `/atq/data`. Pushing the same content again stores nothing.
     pub async fn push_data(&self, path: impl AsRef<std::path::Path>) -> Result<data::DataBundle> {
+        self.push_data_sharded(path, &[]).await
+    }
+
+    /// As [`push_data`](Self::push_data), marking files of the bundle to be split across the
+    /// workers of every task that mounts it (see [`DataBundle::with_shard`](data::DataBundle::with_shard)).
+    pub async fn push_data_sharded(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        shards: &[data::Shard],
+    ) -> Result<data::DataBundle> {
         let cluster = &*self.inner.cluster;
         let limits = data::Limits::for_engine(&cluster.info().await?);
-        let bundle = data::DataBundle::from_path(path, &limits)?;
+        let mut bundle = data::DataBundle::from_path(path, &limits)?;
+        for shard in shards {
+            bundle = bundle.with_shard(shard.clone())?;
+        }
         bundle.push(cluster).await?;
         Ok(bundle)
     }
@@ -842,6 +881,11 @@ fn describe_missing(replicas: &[Replica], total: u32) -> String {
         text.push_str(&format!("; {} not scheduled yet", total as usize - replicas.len()));
     }
     text
+}
+
+/// `1,2,3`: each worker's `ATQ_WORKER_INDEX`, in the order of `WORKER_CSV_VIPS`.
+fn index_list(indexes: &[u32]) -> String {
+    indexes.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// Reads a finite log stream into one string, a line per log line.

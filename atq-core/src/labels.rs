@@ -28,6 +28,9 @@ pub const USES_BUNDLES: &str = "io.atq.uses-bundles";
 pub const BUNDLE_PATH: &str = "io.atq.bundle-path";
 /// On a data config: the number of files in its bundle (so a partial push can be detected).
 pub const BUNDLE_FILES: &str = "io.atq.bundle-files";
+/// On a data config whose file the bundle marks for sharding: the shard, as JSON
+/// (`{"file":"users.csv","split":"blocks"}`).
+pub const BUNDLE_SHARD: &str = "io.atq.bundle-shard";
 /// On a data config: the total bytes of its bundle.
 pub const BUNDLE_BYTES: &str = "io.atq.bundle-bytes";
 /// On a worker or master service: the number of replicas the task asked for.

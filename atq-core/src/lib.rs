@@ -25,6 +25,13 @@
 //! # }
 //! ```
 //!
+//! ## Worker index
+//! Every worker gets `ATQ_WORKER_INDEX`, from **1** to `ATQ_WORKER_COUNT`, stable for the life
+//! of the task, and the master gets `ATQ_WORKER_INDEXES` (each worker's index, in the order of
+//! `WORKER_CSV_VIPS`). It is 1-based on every backend because it is the engine's replica slot:
+//! swarm expands `{{.Task.Slot}}` per task and its templates have no arithmetic. Files a task
+//! shards ([`data::Shard`]) are cut with the same numbering: worker `i` reads slice `i`.
+//!
 //! ## Layout
 //! - [`task`] and [`service`]: what to run ([`Task`], [`Service`], [`WaitCommand`]), validated
 //!   once at `build()` or when read from a task file ([`Task::from_str_with`]: untrusted text
@@ -36,7 +43,8 @@
 //! - [`deployment`]: the handle of a deployed task ([`Deployment`], [`Outcome`]).
 //! - [`event`]: the progress stream ([`Event`]).
 //! - [`discovery`]: worker addresses by DNS (`tasks.<service>`) from inside the task network.
-//! - [`data`]: data bundles ([`DataBundle`]) shipped to every replica under `/atq/data`.
+//! - [`data`]: data bundles ([`DataBundle`]) shipped to every replica under `/atq/data`, and
+//!   [`data::shard`]: CSV files split across the workers, one slice each.
 //! - [`labels`]: the `io.atq.*` labels on every object atq creates.
 //! - [`owner`] and [`prune`]: which process deployed a task, whether it still runs, and the one
 //!   decision ([`prune::decide`]) of whether `prune` may remove a task.

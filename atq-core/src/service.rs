@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::cluster::EndpointMode;
+use crate::data::Shard;
 use crate::serde_util::{env_list, opt_secs, ByteSize};
 
 /// One role of a task (the workers, or the master): what each replica runs.
@@ -47,6 +48,10 @@ pub struct Service {
     /// Id of a data bundle to mount at `/atq/data` (see [`DataBundle`](crate::DataBundle)).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fileid: Option<String>,
+    /// Files of the bundle (`fileid`) split across the replicas: each replica sees only its slice,
+    /// at the file's usual path under `/atq/data` (workers only; see [`Shard`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<Shard>,
     /// A directory on every node running a replica, bind-mounted read-only at `/atq/data` (for a
     /// shared filesystem such as NFS or GlusterFS; for data too large for a bundle).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,6 +92,7 @@ impl Service {
             environment: Vec::new(),
             tty: false,
             fileid: None,
+            shards: Vec::new(),
             data_path: None,
             data_volume: None,
             health_check: None,
@@ -146,6 +152,31 @@ impl Service {
     /// Mounts the data bundle `fileid` at `/atq/data`.
     pub fn data(mut self, fileid: impl Into<String>) -> Self {
         self.fileid = Some(fileid.into());
+        self
+    }
+
+    /// Splits a file of the service's bundle across its replicas: each worker sees only its
+    /// slice, header first, at the file's usual path (a later shard of the same file wins).
+    ///
+    /// ```
+    /// use atq_core::data::{Shard, SplitMode};
+    /// use atq_core::{Service, Task};
+    ///
+    /// let task = Task::builder("load")
+    ///     .workers(
+    ///         Service::new("lab/jmeter:2.13")
+    ///             .replicas(4)
+    ///             .data("0123456789abcdef")
+    ///             .shard(Shard::new("users.csv").split(SplitMode::Blocks)),
+    ///     )
+    ///     .master(Service::new("lab/jmeter:2.13"))
+    ///     .build()?;
+    /// assert_eq!(task.workers().shards[0].file, "users.csv");
+    /// # Ok::<(), atq_core::ValidationError>(())
+    /// ```
+    pub fn shard(mut self, shard: Shard) -> Self {
+        self.shards.retain(|s| s.file != shard.file);
+        self.shards.push(shard);
         self
     }
 

@@ -36,8 +36,18 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 /// Variables atq sets itself; a task may not set them.
-pub const RESERVED_ENV: &[&str] =
-    &["WORKER_CSV_VIPS", "REMOTES", "MASTER_HOST", "ATQ_TASK", "ATQ_ROLE", "ATQ_WORKERS_FILE", "ATQ_RESULTS_DIR"];
+pub const RESERVED_ENV: &[&str] = &[
+    "WORKER_CSV_VIPS",
+    "REMOTES",
+    "MASTER_HOST",
+    "ATQ_TASK",
+    "ATQ_ROLE",
+    "ATQ_WORKERS_FILE",
+    "ATQ_RESULTS_DIR",
+    "ATQ_WORKER_INDEX",
+    "ATQ_WORKER_COUNT",
+    "ATQ_WORKER_INDEXES",
+];
 
 /// Suffixes atq derives engine names with, besides the two aliases.
 const NETWORK_SUFFIX: &str = "net";

@@ -147,10 +147,31 @@ impl PyDirector {
 
     /// Stores the zip file or directory at `path` as a data bundle on the engine and returns its
     /// id, for a service's `data=` (`fileid` in task files): its files appear under `/atq/data`.
-    /// Raises `atq.DataError` for an unsafe or too large archive.
-    fn push_data(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<String> {
+    /// Raises `atq.DataError` for an unsafe or too large archive. `split` marks files of the
+    /// bundle (path -> "round-robin" or "blocks") to be split across the workers of every task
+    /// that mounts it.
+    #[pyo3(signature = (path, *, split=None))]
+    fn push_data(
+        &self,
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        split: Option<std::collections::BTreeMap<String, String>>,
+    ) -> PyResult<String> {
+        let mut shards = Vec::new();
+        for (file, mode) in split.unwrap_or_default() {
+            let mode: atq_core::data::SplitMode =
+                mode.parse().map_err(|m: String| crate::error::invalid(&format!("split.{file}"), m))?;
+            shards.push(atq_core::data::Shard::new(file).split(mode));
+        }
         let director = self.inner.clone();
-        let bundle = block_on(py, Some(&self.inner), None, None, async move { director.push_data(&path).await })?;
+        let bundle =
+            block_on(
+                py,
+                Some(&self.inner),
+                None,
+                None,
+                async move { director.push_data_sharded(&path, &shards).await },
+            )?;
         Ok(bundle.id().to_owned())
     }
 

@@ -5,7 +5,7 @@
 //!
 //! ## Layout
 //! The modules mirror the core's:
-//! - [`task`] and [`service`]: `Task`, `WaitCommand`, `Service`, `HealthCheck`, `Resources`.
+//! - [`task`] and [`service`]: `Task`, `WaitCommand`, `Service`, `HealthCheck`, `Resources`, `Shard`.
 //! - [`cluster`]: `FakeCluster` (in memory) and `DockerCluster`.
 //! - [`director`]: `Director` (deploy, run, list, inspect, teardown, prune).
 //! - [`deployment`]: `Deployment` (context manager) and `Outcome`.
@@ -34,6 +34,7 @@ fn _atq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<service::PyService>()?;
     m.add_class::<service::PyHealthCheck>()?;
     m.add_class::<service::PyResources>()?;
+    m.add_class::<service::PyShard>()?;
     m.add_class::<cluster::PyFakeCluster>()?;
     m.add_class::<cluster::PyDockerCluster>()?;
     m.add_class::<director::PyDirector>()?;

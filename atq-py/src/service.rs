@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use atq_core::data::{Shard, SplitMode};
 use atq_core::{HealthCheck, Resources, Service};
 
 use crate::convert::{count, opt_seconds};
@@ -23,7 +24,7 @@ impl PyService {
     /// A service running `image` (which must exist on the engine's nodes).
     #[new]
     #[pyo3(signature = (image, *, replicas=1, env=None, args=None, command=None, tty=false, alias=None, data=None,
-                        health_check=None, resources=None, constraints=None, labels=None))]
+                        health_check=None, resources=None, constraints=None, labels=None, shards=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         image: String,
@@ -38,6 +39,7 @@ impl PyService {
         resources: Option<PyRef<'_, PyResources>>,
         constraints: Option<Vec<String>>,
         labels: Option<BTreeMap<String, String>>,
+        shards: Option<Vec<PyRef<'_, PyShard>>>,
     ) -> PyResult<Self> {
         let mut s = Service::new(image).replicas(count("replicas", replicas)?).tty(tty);
         if let Some(env) = env {
@@ -71,6 +73,9 @@ impl PyService {
         }
         for (k, v) in labels.unwrap_or_default() {
             s = s.label(k, v);
+        }
+        for shard in shards.unwrap_or_default() {
+            s = s.shard(shard.inner.clone());
         }
         Ok(PyService { inner: s })
     }
@@ -113,6 +118,12 @@ impl PyService {
     #[getter]
     fn tty(&self) -> bool {
         self.inner.tty
+    }
+
+    /// The files of the bundle split across the replicas (workers only).
+    #[getter]
+    fn shards(&self) -> Vec<PyShard> {
+        self.inner.shards.iter().map(|s| PyShard { inner: s.clone() }).collect()
     }
 
     /// The service's alias on the task network (default `worker` / `master`).
@@ -240,5 +251,66 @@ impl PyResources {
 
     fn __repr__(&self) -> String {
         format!("Resources(cpus={:?}, memory={:?})", self.inner.cpus, self.inner.memory.map(|m| m.0))
+    }
+}
+
+/// A CSV file of the workers' data bundle split across them: each worker reads only its slice
+/// (header first) at the file's usual path under `/atq/data`, and `ATQ_WORKER_INDEX` (1 to N)
+/// says which one it is.
+#[pyclass(name = "Shard", module = "atq", frozen, eq)]
+#[derive(Clone, PartialEq)]
+pub struct PyShard {
+    pub(crate) inner: Shard,
+}
+
+#[pymethods]
+impl PyShard {
+    /// `file` is the path inside the bundle; `split` is "round-robin" or "blocks".
+    #[new]
+    #[pyo3(signature = (file, *, split="round-robin", header=true, delimiter=","))]
+    fn new(file: String, split: &str, header: bool, delimiter: &str) -> PyResult<Self> {
+        let mode: SplitMode = split.parse().map_err(|m: String| invalid("shards.split", m))?;
+        let mut chars = delimiter.chars();
+        let (Some(d), None) = (chars.next(), chars.next()) else {
+            return Err(invalid("shards.delimiter", format!("{delimiter:?} is not one character")));
+        };
+        let mut inner = Shard::new(file).split(mode).header(header);
+        inner.delimiter = d;
+        inner.delimiter_check().map_err(|m| invalid("shards.delimiter", m))?;
+        Ok(PyShard { inner })
+    }
+
+    /// The file's path inside the bundle.
+    #[getter]
+    fn file(&self) -> &str {
+        &self.inner.file
+    }
+
+    /// "round-robin" or "blocks".
+    #[getter]
+    fn split(&self) -> &'static str {
+        self.inner.split.as_str()
+    }
+
+    /// Whether the first record is a header, repeated in every slice.
+    #[getter]
+    fn header(&self) -> bool {
+        self.inner.header
+    }
+
+    /// The field delimiter.
+    #[getter]
+    fn delimiter(&self) -> String {
+        self.inner.delimiter.to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Shard({:?}, split={:?}, header={}, delimiter={:?})",
+            self.inner.file,
+            self.split(),
+            if self.inner.header { "True" } else { "False" },
+            self.delimiter()
+        )
     }
 }

@@ -429,3 +429,32 @@ def test_a_master_that_wrote_no_artifacts_raises(tmp_path):
         d.wait(timeout=5)
         with pytest.raises(atq.AtqError, match="wrote no artifacts"):
             d.save_artifacts(tmp_path)
+
+
+def test_workers_shard_files_of_their_bundle(tmp_path):
+    shard = atq.Shard("users.csv", split="blocks", header=False, delimiter=";")
+    assert (shard.file, shard.split, shard.header, shard.delimiter) == ("users.csv", "blocks", False, ";")
+    workers = atq.Service("busybox", replicas=4, data="0123456789abcdef", shards=[shard, atq.Shard("ids.csv")])
+    assert [s.file for s in workers.shards] == ["users.csv", "ids.csv"]
+    atq.Task("sharded", worker=workers, master=atq.Service("busybox"))
+    with pytest.raises(atq.ValidationError) as err:
+        atq.Shard("users.csv", split="stripes")
+    assert "round-robin or blocks" in str(err.value)
+    with pytest.raises(atq.ValidationError) as err:
+        atq.Task(
+            "sharded",
+            worker=atq.Service("busybox"),
+            master=atq.Service("busybox", data="0123456789abcdef", shards=[atq.Shard("users.csv")]),
+        )
+    assert "master.shards" in str(err.value)
+
+
+def test_push_data_can_mark_files_for_sharding(tmp_path):
+    (tmp_path / "users.csv").write_text("user\nann\nbob\n")
+    director = atq.Director(atq.FakeCluster())
+    plain = director.push_data(tmp_path)
+    marked = director.push_data(tmp_path, split={"users.csv": "blocks"})
+    assert plain != marked
+    with pytest.raises(atq.DataError) as err:
+        director.push_data(tmp_path, split={"nope.csv": "blocks"})
+    assert "nope.csv" in str(err.value)

@@ -215,7 +215,7 @@ async fn list_resources_filters_by_label_on_the_engine() {
     b.insert("io.atq.role".into(), "b".into());
     let (ca, cb) = (unique("cfg-a"), unique("cfg-b"));
     for (name, labels) in [(&ca, &a), (&cb, &b)] {
-        let spec = ConfigSpec { name: name.clone(), data: b"x".to_vec(), labels: labels.clone() };
+        let spec = ConfigSpec { name: name.clone(), data: b"x".to_vec(), labels: labels.clone(), ..Default::default() };
         scope.cluster.create_config(&spec).await.unwrap();
     }
     let net = unique("net-a");
@@ -238,7 +238,10 @@ async fn list_resources_filters_by_label_on_the_engine() {
     assert!(scope.cluster.list_resources(ResourceKind::Config, &nobody).await.unwrap().is_empty());
     assert!(scope.cluster.list_resources(ResourceKind::Service, &scope.selector()).await.unwrap().is_empty());
     assert!(matches!(
-        scope.cluster.create_config(&ConfigSpec { name: ca, data: b"y".to_vec(), labels: a }).await,
+        scope
+            .cluster
+            .create_config(&ConfigSpec { name: ca, data: b"y".to_vec(), labels: a, ..Default::default() })
+            .await,
         Err(Error::Conflict { kind: "config", .. })
     ));
 }
@@ -248,7 +251,12 @@ async fn a_config_is_visible_as_a_file_in_the_container() {
     let scope = Scope::new("config").await;
     let net = network(&scope, &unique("config")).await;
     let name = unique("cfg");
-    let spec = ConfigSpec { name: name.clone(), data: b"hello from a config\n".to_vec(), labels: scope.labels() };
+    let spec = ConfigSpec {
+        name: name.clone(),
+        data: b"hello from a config\n".to_vec(),
+        labels: scope.labels(),
+        ..Default::default()
+    };
     let id = scope.cluster.create_config(&spec).await.unwrap();
     let mut service =
         shell_service(&scope, &unique("config"), &net, 1, "cat /atq/data/greeting; ls -ln /atq/data/greeting");
@@ -356,7 +364,12 @@ async fn removal_leaves_nothing_behind() {
     let config = unique("cfg");
     let id = scope
         .cluster
-        .create_config(&ConfigSpec { name: config.clone(), data: b"d".to_vec(), labels: scope.labels() })
+        .create_config(&ConfigSpec {
+            name: config.clone(),
+            data: b"d".to_vec(),
+            labels: scope.labels(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let mut spec = shell_service(&scope, &unique("removal"), &net, 2, RUN_UNTIL_STOPPED);
@@ -416,4 +429,59 @@ async fn followed_logs_name_their_replica_and_end_when_every_replica_exited() {
             (Some(2), "start-2".to_string())
         ]
     );
+}
+
+/// Swarm templating, as the docker backend uses it: one per-replica config (a templated
+/// config) gives each replica its own content at one path, `slot_env` gives each its slot, and
+/// literal values that look like templates stay literal.
+#[tokio::test]
+async fn each_replica_reads_its_own_per_replica_config_and_slot() {
+    let scope = Scope::new("sharding-replica").await;
+    let net = network(&scope, &unique("sharding-replica")).await;
+    let name = unique("sharding-cfg");
+    let spec = ConfigSpec {
+        name: name.clone(),
+        data: b"id,note\r\n".to_vec(),
+        labels: scope.labels(),
+        per_replica: vec![b"1,{{.Task.Slot}}\r\n".to_vec(), Vec::new(), b"3,\"two\nlines\"\r\n".to_vec()],
+    };
+    let id = scope.cluster.create_config(&spec).await.unwrap();
+    assert!(matches!(scope.cluster.read_config(&name).await.unwrap_err(), Error::Engine { .. }));
+    let plain = unique("sharding-plain");
+    let plain_spec = ConfigSpec {
+        name: plain.clone(),
+        data: b"\x00\xffbytes".to_vec(),
+        labels: scope.labels(),
+        ..Default::default()
+    };
+    scope.cluster.create_config(&plain_spec).await.unwrap();
+    assert_eq!(scope.cluster.read_config(&plain).await.unwrap(), b"\x00\xffbytes");
+    assert!(scope.cluster.read_config(&unique("sharding-none")).await.unwrap_err().is_not_found());
+    scope.cluster.remove_config(&plain).await.unwrap();
+    let mut service = shell_service(
+        &scope,
+        &unique("sharding-replica"),
+        &net,
+        3,
+        "echo \"$ATQ_WORKER_INDEX $LITERAL $(od -An -c /atq/data/u.csv | tr -s ' \\n' ' ')\"",
+    );
+    service.env = vec![("LITERAL".into(), "{{.Task.Slot}}".into())];
+    service.slot_env = vec!["ATQ_WORKER_INDEX".into()];
+    service.configs = vec![ConfigMount { config_id: id, config_name: name.clone(), target: "/atq/data/u.csv".into() }];
+    scope.cluster.create_service(&service).await.unwrap();
+    let replicas = wait_replicas(&scope.cluster, &service.name, &net, Duration::from_secs(60), all_terminal(3)).await;
+    assert!(replicas.iter().all(|r| r.exit_code == Some(0)), "{replicas:#?}");
+    let lines = logs_until(&scope.cluster, &service.name, Duration::from_secs(10), |l| l.len() >= 3).await;
+    let mut texts: Vec<String> = lines.iter().map(|l| l.text.trim_end().to_string()).collect();
+    texts.sort();
+    assert_eq!(
+        texts,
+        [
+            r"1 {{.Task.Slot}}  i d , n o t e \r \n 1 , { { . T a s k . S l o t } } \r \n",
+            r"2 {{.Task.Slot}}  i d , n o t e \r \n",
+            r#"3 {{.Task.Slot}}  i d , n o t e \r \n 3 , " t w o \n l i n e s " \r \n"#,
+        ]
+    );
+    scope.cluster.remove_service(&service.name).await.unwrap();
+    scope.cluster.remove_config(&name).await.unwrap();
 }

@@ -73,6 +73,16 @@ pub trait Cluster: Send + Sync {
     /// Removes a config by name or id.
     async fn remove_config(&self, name: &str) -> Result<()>;
 
+    /// The content of an ordinary config (by name or id), as [`create_config`](Self::create_config)
+    /// stored it. The [`Director`](crate::Director) reads a bundle's file back to split it across
+    /// the workers. A per-replica config is stored in the backend's own form (a template on
+    /// swarm) and is refused with an [`Error::Engine`](crate::Error::Engine).
+    ///
+    /// The default fails: an engine that cannot read its configs back cannot shard data.
+    async fn read_config(&self, name: &str) -> Result<Vec<u8>> {
+        Err(crate::Error::engine("read config", name, "this engine cannot read configs back, so it cannot shard data"))
+    }
+
     /// Every object of `kind` whose labels match all of `selector`.
     async fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> Result<Vec<Resource>>;
 
@@ -191,8 +201,13 @@ pub struct ServiceSpec {
     pub image: String,
     /// Number of replicas.
     pub replicas: u32,
-    /// Environment, in order.
+    /// Environment, in order. Values are literal: a backend that templates values (swarm)
+    /// escapes them.
     pub env: Vec<(String, String)>,
+    /// Variables each replica gets set to its own slot number, `1..=replicas`, stable for the
+    /// replica's life (after `env`). Swarm expands `{{.Task.Slot}}` per task; a backend without
+    /// templating sets the number per container.
+    pub slot_env: Vec<String>,
     /// Arguments, replacing the image's CMD (empty: keep the image's).
     pub args: Vec<String>,
     /// Entrypoint override (None: keep the image's).
@@ -265,10 +280,28 @@ pub struct ConfigMount {
 pub struct ConfigSpec {
     /// Unique name (letters, digits, `-`, `_`, `.`; at most 64 characters).
     pub name: String,
-    /// Content.
+    /// Content; for a per-replica config, what every replica sees first.
     pub data: Vec<u8>,
     /// Labels on the config.
     pub labels: BTreeMap<String, String>,
+    /// Content that differs per replica (empty: the same config for all). The replica in slot
+    /// `s` of a service mounting this config sees `data` followed by `per_replica[s - 1]` (just
+    /// `data` beyond the list). Swarm stores one templated config that each task expands with
+    /// its own slot, on whichever node runs it; a backend without templating writes each
+    /// replica's content into its container.
+    pub per_replica: Vec<Vec<u8>>,
+}
+
+impl ConfigSpec {
+    /// What the replica in `slot` (from 1) sees of this config.
+    #[must_use]
+    pub fn content_for(&self, slot: u32) -> Vec<u8> {
+        let mut out = self.data.clone();
+        if let Some(own) = slot.checked_sub(1).and_then(|i| self.per_replica.get(i as usize)) {
+            out.extend_from_slice(own);
+        }
+        out
+    }
 }
 
 /// The lifecycle state of a replica, simplified from the engine's task states.

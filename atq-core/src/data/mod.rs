@@ -49,9 +49,14 @@ use crate::cluster::EngineInfo;
 
 mod central_directory;
 mod intake;
+pub mod shard;
 mod source;
 mod store;
 
+pub use shard::{
+    effective_shards, split_bundle_shards, split_csv, split_service_shards, Shard, ShardedFile, Slices, SplitMode,
+    MAX_SHARDS,
+};
 pub use source::{data_mounts, DataMounts, DataSource};
 pub use store::{bundle_mounts, bundle_users, list_bundles, remove_bundle, BundleInfo};
 
@@ -162,13 +167,15 @@ pub struct DataBundle {
     files: BTreeMap<String, Vec<u8>>,
     /// Sum of the files' sizes.
     total_bytes: u64,
+    /// Files marked to be split across the workers of every task that mounts the bundle, by path.
+    shards: BTreeMap<String, Shard>,
 }
 
 impl DataBundle {
     /// Builds a bundle from files already checked by intake.
     fn new(files: BTreeMap<String, Vec<u8>>) -> Self {
         let total_bytes = files.values().map(|c| c.len() as u64).sum();
-        DataBundle { id: content_id(&files), files, total_bytes }
+        DataBundle { id: content_id(&files, &BTreeMap::new()), files, total_bytes, shards: BTreeMap::new() }
     }
 
     /// The bundle's id: the same content always has the same id.
@@ -205,17 +212,68 @@ impl DataBundle {
     pub fn total_bytes(&self) -> u64 {
         self.total_bytes
     }
+
+    /// Marks a file of the bundle to be split across the workers of every task that mounts it
+    /// (`atq data push --split FILE=MODE`): the bundle stores the whole file, and each deploy
+    /// splits it for its own worker count. A task's own `worker.shards` entry for the same file
+    /// wins; the master always sees the whole file. The marks are part of the bundle's
+    /// [`id`](Self::id): the same files marked differently are another bundle.
+    ///
+    /// ```
+    /// use atq_core::data::{DataBundle, Shard, SplitMode};
+    /// # fn main() -> Result<(), atq_core::Error> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// std::fs::write(dir.path().join("users.csv"), "user\nann\nbob\n").unwrap();
+    /// let plain = DataBundle::from_dir(dir.path())?;
+    /// let marked = plain.clone().with_shard(Shard::new("users.csv").split(SplitMode::Blocks))?;
+    /// assert_ne!(plain.id(), marked.id());
+    /// assert_eq!(marked.shards().count(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`DataError::Shard`] when the bundle has no such file, the delimiter is unusable, or more
+    /// than [`MAX_SHARDS`] files would be marked.
+    pub fn with_shard(mut self, shard: Shard) -> crate::Result<Self> {
+        let fail = |message: String| DataError::Shard { file: shard.file.clone(), message };
+        if !self.files.contains_key(&shard.file) {
+            return Err(shard::not_in_bundle(&shard.file, &self.id, self.files.keys().map(String::as_str)).into());
+        }
+        shard.delimiter_byte().map_err(fail)?;
+        if !self.shards.contains_key(&shard.file) && self.shards.len() >= MAX_SHARDS {
+            return Err(fail(format!("a bundle marks at most {MAX_SHARDS} files for sharding")).into());
+        }
+        self.shards.insert(shard.file.clone(), shard);
+        self.id = content_id(&self.files, &self.shards);
+        Ok(self)
+    }
+
+    /// The files marked for sharding, by path (see [`with_shard`](Self::with_shard)).
+    pub fn shards(&self) -> impl Iterator<Item = &Shard> {
+        self.shards.values()
+    }
 }
 
-/// See [`DataBundle::id`].
-fn content_id(files: &BTreeMap<String, Vec<u8>>) -> String {
+/// See [`DataBundle::id`]; shard marks, when there are any, follow the files (each as its path
+/// and its label value, framed the same way), so unmarked bundles keep their ids.
+fn content_id(files: &BTreeMap<String, Vec<u8>>, shards: &BTreeMap<String, Shard>) -> String {
     let mut hash = Sha256::new();
     hash.update(b"atq-bundle-v1\0");
+    let mut framed = |a: &[u8], b: &[u8]| {
+        hash.update((a.len() as u64).to_be_bytes());
+        hash.update(a);
+        hash.update((b.len() as u64).to_be_bytes());
+        hash.update(b);
+    };
     for (path, content) in files {
-        hash.update((path.len() as u64).to_be_bytes());
-        hash.update(path.as_bytes());
-        hash.update((content.len() as u64).to_be_bytes());
-        hash.update(content);
+        framed(path.as_bytes(), content);
+    }
+    if !shards.is_empty() {
+        framed(b"\0shards", b"");
+        for (path, shard) in shards {
+            framed(path.as_bytes(), shard_label(shard).as_bytes());
+        }
     }
     let digest = hash.finalize();
     let mut id = String::with_capacity(ID_LEN);
@@ -223,6 +281,11 @@ fn content_id(files: &BTreeMap<String, Vec<u8>>) -> String {
         let _ = write!(id, "{byte:02x}");
     }
     id
+}
+
+/// The value of the [`BUNDLE_SHARD`](crate::labels::BUNDLE_SHARD) label: the shard as JSON.
+pub(crate) fn shard_label(shard: &Shard) -> String {
+    serde_json::to_string(shard).unwrap_or_default()
 }
 
 /// Whether `id` has the shape of a bundle id (lower-case hex, [`ID_LEN`] digits).

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{bundle_mounts, DATA_DIR};
+use super::store::bundle_mounts_and_shards;
+use super::store::is_clean_relative;
+use super::{DATA_DIR, MAX_PATH_BYTES, MAX_SHARDS};
 use crate::cluster::{Cluster, ConfigMount, Mount, MountKind, ServiceSpec};
 use crate::error::{Problem, Result};
 use crate::labels;
@@ -48,11 +50,15 @@ impl DataSource {
     /// missing host path when it starts a replica; a missing volume is created empty).
     pub async fn mounts(&self, cluster: &dyn Cluster) -> Result<DataMounts> {
         Ok(match self {
-            DataSource::Bundle(id) => DataMounts {
-                configs: bundle_mounts(cluster, id).await?,
-                labels: BTreeMap::from([(labels::USES_BUNDLES.to_owned(), id.clone())]),
-                ..DataMounts::default()
-            },
+            DataSource::Bundle(id) => {
+                let (configs, shards) = bundle_mounts_and_shards(cluster, id).await?;
+                DataMounts {
+                    configs,
+                    labels: BTreeMap::from([(labels::USES_BUNDLES.to_owned(), id.clone())]),
+                    shards,
+                    ..DataMounts::default()
+                }
+            }
             DataSource::HostPath(path) => DataMounts::mount(MountKind::Bind, path),
             DataSource::Volume(name) => DataMounts::mount(MountKind::Volume, name),
         })
@@ -69,6 +75,9 @@ pub struct DataMounts {
     /// Labels for the service: [`USES_BUNDLES`](labels::USES_BUNDLES) for a bundle, which keeps
     /// it from removal while the service exists.
     pub labels: BTreeMap<String, String>,
+    /// Files the bundle marks for sharding ([`DataBundle::with_shard`](super::DataBundle::with_shard)):
+    /// split across the workers unless the service shards the same file itself.
+    pub shards: Vec<super::Shard>,
 }
 
 impl DataMounts {
@@ -136,6 +145,7 @@ pub(crate) fn validate_service_data(role: &str, s: &Service) -> Vec<Problem> {
             problem("dataPath", "is the root directory: give the directory that holds the data".to_owned());
         }
     }
+    validate_shards(&mut problem, role, s);
     if let Some(name) = &s.data_volume {
         if !is_volume_name(name) {
             problem(
@@ -145,6 +155,46 @@ pub(crate) fn validate_service_data(role: &str, s: &Service) -> Vec<Problem> {
         }
     }
     out
+}
+
+/// Checks a service's `shards`: workers only, on a bundle, at most [`MAX_SHARDS`] distinct plain
+/// relative paths, each with a usable delimiter.
+fn validate_shards(problem: &mut impl FnMut(&str, String), role: &str, s: &Service) {
+    if s.shards.is_empty() {
+        return;
+    }
+    if role != "worker" {
+        problem(
+            "shards",
+            "only workers are sharded: the master is one replica and sees the whole file; move shards to worker".into(),
+        );
+        return;
+    }
+    // No source at all is fine here: `atq run --data` names the bundle later, and a deploy
+    // without one fails naming the shard.
+    if s.data_path.is_some() || s.data_volume.is_some() {
+        problem(
+            "shards",
+            "shards split files of the service's data bundle (fileid): atq cannot read a dataPath or a dataVolume to split it".into(),
+        );
+    }
+    if s.shards.len() > MAX_SHARDS {
+        problem("shards", format!("{} files are sharded; at most {MAX_SHARDS} may be", s.shards.len()));
+    }
+    for (i, shard) in s.shards.iter().enumerate() {
+        let file = &shard.file;
+        if !is_clean_relative(file) || file.len() > MAX_PATH_BYTES {
+            problem(
+                &format!("shards[{i}].file"),
+                format!("\"{file}\" is not a file of a bundle: give its relative path inside the bundle, like users.csv or data/users.csv"),
+            );
+        } else if let Some(first) = s.shards[..i].iter().position(|other| other.file == *file) {
+            problem(&format!("shards[{i}].file"), format!("\"{file}\" is already sharded by shards[{first}]"));
+        }
+        if let Err(message) = shard.delimiter_byte() {
+            problem(&format!("shards[{i}].delimiter"), message);
+        }
+    }
 }
 
 /// The engine's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::{max_config_bytes, DataBundle, DataError, DATA_DIR};
+use super::{max_config_bytes, shard_label, DataBundle, DataError, Shard, DATA_DIR};
 use crate::cluster::{Cluster, ConfigMount, ConfigSpec, LabelSelector, Resource, ResourceKind};
 use crate::error::{Error, Result};
 use crate::labels::{self, Role};
@@ -94,7 +94,12 @@ impl DataBundle {
             if existing.contains(&name) {
                 continue;
             }
-            let spec = ConfigSpec { name: name.clone(), data: content.clone(), labels: self.config_labels(path) };
+            let spec = ConfigSpec {
+                name: name.clone(),
+                data: content.clone(),
+                labels: self.config_labels(path),
+                ..ConfigSpec::default()
+            };
             match cluster.create_config(&spec).await {
                 Ok(_) => created.push(name),
                 Err(Error::Conflict { .. }) => {}
@@ -113,14 +118,18 @@ impl DataBundle {
 
     /// The labels of the config holding the file at `path`.
     fn config_labels(&self, path: &str) -> BTreeMap<String, String> {
-        BTreeMap::from([
+        let mut labels = BTreeMap::from([
             (labels::MANAGED.to_owned(), "true".to_owned()),
             (labels::ROLE.to_owned(), Role::Data.as_str().to_owned()),
             (labels::BUNDLE.to_owned(), self.id.clone()),
             (labels::BUNDLE_PATH.to_owned(), path.to_owned()),
             (labels::BUNDLE_FILES.to_owned(), self.files.len().to_string()),
             (labels::BUNDLE_BYTES.to_owned(), self.total_bytes.to_string()),
-        ])
+        ]);
+        if let Some(shard) = self.shards.get(path) {
+            labels.insert(labels::BUNDLE_SHARD.to_owned(), shard_label(shard));
+        }
+        labels
     }
 }
 
@@ -208,14 +217,30 @@ pub async fn remove_bundle(cluster: &dyn Cluster, id: &str) -> Result<()> {
 /// [`DataError::NotFound`] when the bundle does not exist; [`DataError::Incomplete`] when some of
 /// its files are missing (an interrupted push); the engine's error when listing fails.
 pub async fn bundle_mounts(cluster: &dyn Cluster, id: &str) -> Result<Vec<ConfigMount>> {
+    Ok(bundle_mounts_and_shards(cluster, id).await?.0)
+}
+
+/// [`bundle_mounts`], and the files the bundle marks for sharding (from their configs'
+/// [`BUNDLE_SHARD`](labels::BUNDLE_SHARD) labels), in one listing.
+///
+/// # Errors
+/// As [`bundle_mounts`]; [`DataError::Shard`] when a mark on the engine cannot be read.
+pub(crate) async fn bundle_mounts_and_shards(
+    cluster: &dyn Cluster,
+    id: &str,
+) -> Result<(Vec<ConfigMount>, Vec<Shard>)> {
     let configs = cluster.list_resources(ResourceKind::Config, &bundle_selector(id)).await?;
     if configs.is_empty() {
         return Err(DataError::NotFound { id: id.to_owned() }.into());
     }
     let expected = configs.iter().filter_map(|c| label_number::<usize>(c, labels::BUNDLE_FILES)).max().unwrap_or(0);
     let mut by_path = BTreeMap::new();
+    let mut shards = Vec::new();
     for config in configs {
         let Some(path) = config.labels.get(labels::BUNDLE_PATH) else { continue };
+        if let Some(mark) = config.labels.get(labels::BUNDLE_SHARD) {
+            shards.push(read_shard_mark(id, path, mark)?);
+        }
         if !is_clean_relative(path) {
             return Err(DataError::UnsafePath {
                 source_name: format!("bundle {id} on the engine"),
@@ -230,10 +255,32 @@ pub async fn bundle_mounts(cluster: &dyn Cluster, id: &str) -> Result<Vec<Config
     if by_path.len() < expected {
         return Err(DataError::Incomplete { id: id.to_owned(), stored: by_path.len(), expected }.into());
     }
-    Ok(by_path.into_values().collect())
+    Ok((by_path.into_values().collect(), shards))
+}
+
+/// A shard mark as the engine holds it (untrusted): JSON of at most 1 KiB, naming the config's
+/// own file, with a usable delimiter.
+fn read_shard_mark(id: &str, path: &str, mark: &str) -> Result<Shard> {
+    let fail = |message: String| DataError::Shard { file: path.to_owned(), message };
+    if mark.len() > 1024 {
+        return Err(
+            fail(format!("bundle {id} on the engine has a shard mark of {} bytes: push it again", mark.len())).into()
+        );
+    }
+    let shard: Shard = serde_json::from_str(mark)
+        .map_err(|e| fail(format!("bundle {id} on the engine has an unreadable shard mark ({e}): push it again")))?;
+    if shard.file != path {
+        return Err(fail(format!(
+            "bundle {id} on the engine marks another file ({}) on this one: push it again",
+            shard.file
+        ))
+        .into());
+    }
+    shard.delimiter_byte().map_err(fail)?;
+    Ok(shard)
 }
 
 /// Whether `path` is a `/`-separated relative path of plain names (as intake guarantees).
-fn is_clean_relative(path: &str) -> bool {
+pub(super) fn is_clean_relative(path: &str) -> bool {
     !path.is_empty() && !path.contains(['\0', '\\']) && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
 }

@@ -977,3 +977,90 @@ fn garbage_and_truncated_archives_are_refused_without_a_panic() {
         let _ = read_zip(bytes);
     }
 }
+
+// Shards in tasks
+
+fn sharded(shards: &[Shard]) -> Service {
+    shards.iter().cloned().fold(Service::new("busybox").replicas(4).data("0123456789abcdef"), Service::shard)
+}
+
+fn fields(err: &crate::ValidationError) -> Vec<&str> {
+    err.problems.iter().map(|p| p.field.as_str()).collect()
+}
+
+#[test]
+fn workers_shard_files_of_their_bundle() {
+    let task = build(sharded(&[Shard::new("users.csv"), Shard::new("data/ids.csv").split(SplitMode::Blocks)])).unwrap();
+    let files: Vec<&str> = task.workers().shards.iter().map(|s| s.file.as_str()).collect();
+    assert_eq!(files, ["users.csv", "data/ids.csv"]);
+    // The builder replaces an earlier shard of the same file.
+    let again = sharded(&[Shard::new("users.csv"), Shard::new("users.csv").split(SplitMode::Blocks)]);
+    assert_eq!(again.shards, [Shard::new("users.csv").split(SplitMode::Blocks)]);
+}
+
+#[test]
+fn shards_need_a_bundle_and_belong_to_the_workers() {
+    let err = build(Service::new("busybox").data_volume("plans").shard(Shard::new("users.csv"))).unwrap_err();
+    assert_eq!(fields(&err), ["worker.shards"], "{err}");
+    assert!(err.to_string().contains("fileid"), "{err}");
+
+    let err = Task::builder("load")
+        .workers(Service::new("busybox"))
+        .master(Service::new("busybox").data("0123456789abcdef").shard(Shard::new("users.csv")))
+        .build()
+        .unwrap_err();
+    assert_eq!(fields(&err), ["master.shards"], "{err}");
+    assert!(err.to_string().contains("whole file"), "{err}");
+}
+
+#[test]
+fn shard_files_are_plain_relative_paths_named_once_with_a_usable_delimiter() {
+    for bad in ["", "/etc/passwd", "../users.csv", "a//b.csv", "a\\b.csv", "./users.csv"] {
+        let err = build(sharded(&[Shard::new(bad)])).unwrap_err();
+        assert_eq!(fields(&err), ["worker.shards[0].file"], "{bad:?}: {err}");
+    }
+    let mut twice = sharded(&[Shard::new("users.csv")]);
+    twice.shards.push(Shard::new("users.csv").split(SplitMode::Blocks));
+    let err = build(twice).unwrap_err();
+    assert_eq!(fields(&err), ["worker.shards[1].file"], "{err}");
+    assert!(err.to_string().contains("already sharded by shards[0]"), "{err}");
+
+    let err = build(sharded(&[Shard::new("a.csv"), Shard::new("b.csv").delimiter(b'\n')])).unwrap_err();
+    assert_eq!(fields(&err), ["worker.shards[1].delimiter"], "{err}");
+
+    let many: Vec<Shard> = (0..=MAX_SHARDS).map(|i| Shard::new(format!("f{i}.csv"))).collect();
+    let err = build(sharded(&many)).unwrap_err();
+    assert_eq!(fields(&err), ["worker.shards"], "{err}");
+}
+
+#[test]
+fn task_files_declare_shards_with_their_options_and_lines() {
+    let task = Task::from_yaml_str(
+        "name: load\nworker:\n  image: busybox\n  replicas: 4\n  fileid: 0123456789abcdef\n  shards:\n    - file: users.csv\n    - file: ids.tsv\n      split: blocks\n      header: false\n      delimiter: \"\\t\"\nmaster:\n  image: busybox\n",
+    )
+    .unwrap();
+    assert_eq!(
+        task.workers().shards,
+        [Shard::new("users.csv"), Shard::new("ids.tsv").split(SplitMode::Blocks).header(false).delimiter(b'\t')]
+    );
+    let err = Task::from_yaml_str(
+        "name: load\nworker:\n  image: busybox\n  fileid: 0123456789abcdef\n  shards:\n    - file: users.csv\n    - file: ../x.csv\nmaster:\n  image: busybox\n",
+    )
+    .unwrap_err();
+    assert_eq!(fields(&err), ["worker.shards[1].file"], "{err}");
+    assert_eq!(err.problems[0].line, Some(7), "{err}");
+    let err = Task::from_yaml_str(
+        "name: load\nworker:\n  image: busybox\n  fileid: 0123456789abcdef\n  shards:\n    - file: users.csv\n      split: stripes\nmaster:\n  image: busybox\n",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("round-robin"), "{err}");
+    assert_eq!(err.problems[0].line, Some(7), "{err}");
+}
+
+#[test]
+fn atq_sets_the_worker_index_variables_itself() {
+    for key in ["ATQ_WORKER_INDEX", "ATQ_WORKER_COUNT", "ATQ_WORKER_INDEXES"] {
+        let err = build(Service::new("busybox").env(key, "1")).unwrap_err();
+        assert_eq!(fields(&err), [format!("worker.environment.{key}").as_str()], "{err}");
+    }
+}

@@ -130,4 +130,13 @@ pub enum DataError {
         /// What the zip reader reported.
         message: String,
     },
+
+    /// A sharded file cannot be split as asked, or is not in the bundle.
+    #[error("cannot shard '{file}': {message}")]
+    Shard {
+        /// The file (its path inside the bundle).
+        file: String,
+        /// What is wrong, and what to do.
+        message: String,
+    },
 }

@@ -22,7 +22,8 @@ use super::{
     default_probe_timeout, validate, Task, TaskFile, WaitCommand, DEFAULT_START_TIMEOUT, DEFAULT_TTL, MAX_WORKERS,
 };
 use crate::cluster::EndpointMode;
-use crate::document::{Node, ParseBudget, Tally};
+use crate::data::{Shard, SplitMode};
+use crate::document::{Kind, Node, ParseBudget, Tally};
 use crate::error::ValidationError;
 use crate::service::{HealthCheck, Resources, Service};
 
@@ -106,6 +107,7 @@ pub(crate) fn service(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Se
         environment: f.optional(d, "environment", Decoder::environment).unwrap_or_default(),
         tty: f.optional(d, "tty", Decoder::boolean).unwrap_or(false),
         fileid: f.optional(d, "fileid", Decoder::text),
+        shards: f.optional(d, "shards", shards).unwrap_or_default(),
         data_path: f.optional(d, "dataPath", Decoder::text),
         data_volume: f.optional(d, "dataVolume", Decoder::text),
         health_check: f.optional(d, "healthCheck", health_check),
@@ -118,6 +120,35 @@ pub(crate) fn service(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Se
     };
     f.finish(d);
     Some(service)
+}
+
+/// `shards: [{file, split, header, delimiter}]`: every item, every problem.
+fn shards(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Vec<Shard>> {
+    let Kind::List(items) = &node.kind else {
+        d.expected(node, path, "a list of files to split, like [{file: users.csv}]");
+        return None;
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let item_path = format!("{path}[{i}]");
+        let Some(mut f) = d.fields(item, &item_path, "a map with file (and split, header, delimiter)") else {
+            continue;
+        };
+        let shard = Shard {
+            file: f
+                .required(d, "file", "name a CSV file of the bundle, like users.csv", Decoder::text)
+                .unwrap_or_default(),
+            split: f.optional(d, "split", |d, n, p| d.one_of(n, p, &["round-robin", "blocks"])).map_or(
+                SplitMode::RoundRobin,
+                |m| if m == "blocks" { SplitMode::Blocks } else { SplitMode::RoundRobin },
+            ),
+            header: f.optional(d, "header", Decoder::boolean).unwrap_or(true),
+            delimiter: f.optional(d, "delimiter", Decoder::character).unwrap_or(','),
+        };
+        f.finish(d);
+        out.push(shard);
+    }
+    Some(out)
 }
 
 fn health_check(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<HealthCheck> {

@@ -91,7 +91,7 @@ impl<'t> Decoder<'t> {
     }
 
     /// A refusal: the node is not `what`.
-    fn expected(&mut self, node: &Node, path: &str, what: &str) {
+    pub(crate) fn expected(&mut self, node: &Node, path: &str, what: &str) {
         let got = node.describe(self.text);
         self.problem(path, node.line, format!("must be {what}, not {got}"));
     }
@@ -199,6 +199,19 @@ impl<'t> Decoder<'t> {
             self.expected(node, path, &format!("one of {}", choices.join(", ")));
         }
         found
+    }
+
+    /// One character (a CSV delimiter: `","`, `";"`, a tab).
+    pub(crate) fn character(&mut self, node: &Node, path: &str) -> Option<char> {
+        let text = self.text(node, path)?;
+        let mut chars = text.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => Some(c),
+            _ => {
+                self.expected(node, path, "one character, like \",\" or \";\"");
+                None
+            }
+        }
     }
 
     /// A list of text (`[a, b]`); each item that is not text is reported at `path[i]`.

@@ -27,11 +27,13 @@ pub enum CallKind {
     Info,
     /// [`Cluster::copy_from_replica`](crate::Cluster::copy_from_replica).
     CopyFromReplica,
+    /// [`Cluster::read_config`](crate::Cluster::read_config).
+    ReadConfig,
 }
 
 impl CallKind {
     /// Every kind, in declaration order.
-    pub const ALL: [CallKind; 11] = [
+    pub const ALL: [CallKind; 12] = [
         CallKind::CreateNetwork,
         CallKind::RemoveNetwork,
         CallKind::CreateService,
@@ -43,6 +45,7 @@ impl CallKind {
         CallKind::ListResources,
         CallKind::Info,
         CallKind::CopyFromReplica,
+        CallKind::ReadConfig,
     ];
 
     /// The trait method's name (`create_service`).
@@ -60,6 +63,7 @@ impl CallKind {
             CallKind::ListResources => "list_resources",
             CallKind::Info => "info",
             CallKind::CopyFromReplica => "copy_from_replica",
+            CallKind::ReadConfig => "read_config",
         }
     }
 
@@ -77,6 +81,7 @@ impl CallKind {
             CallKind::ListResources => "list",
             CallKind::Info => "read info of",
             CallKind::CopyFromReplica => "copy files from",
+            CallKind::ReadConfig => "read config",
         }
     }
 

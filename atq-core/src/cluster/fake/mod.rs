@@ -526,11 +526,13 @@ impl State {
         if self.configs.contains_key(&spec.name) {
             return Err(Error::Conflict { kind: "config", name: spec.name.clone() });
         }
-        if spec.data.len() > MAX_CONFIG_BYTES {
+        // A per-replica config is one config on swarm, holding every replica's content.
+        let size = spec.data.len() + spec.per_replica.iter().map(Vec::len).sum::<usize>();
+        if size > MAX_CONFIG_BYTES {
             return Err(Error::engine(
                 "create config",
                 &spec.name,
-                format!("config data is {} bytes, the engine accepts at most {MAX_CONFIG_BYTES}", spec.data.len()),
+                format!("config data is {size} bytes, the engine accepts at most {MAX_CONFIG_BYTES}"),
             ));
         }
         let id = self.new_id(ResourceKind::Config, &spec.name);
@@ -538,6 +540,19 @@ impl State {
             Config { id: id.clone(), spec: spec.clone(), users: BTreeSet::new(), created_unix: self.now_unix() };
         self.configs.insert(spec.name.clone(), config);
         Ok(id)
+    }
+
+    fn read_config(&self, key: &str) -> Result<Vec<u8>> {
+        let name = self.resolve(ResourceKind::Config, key).ok_or_else(|| not_found("config", key))?;
+        let spec = &self.configs[&name].spec;
+        if !spec.per_replica.is_empty() {
+            return Err(Error::engine(
+                "read config",
+                key,
+                "it is a per-replica config: only ordinary configs can be read back",
+            ));
+        }
+        Ok(spec.data.clone())
     }
 
     fn remove_config(&mut self, key: &str) -> Result<()> {
@@ -835,6 +850,28 @@ impl FakeCluster {
         self.state().configs.get(name).map(|c| c.spec.clone())
     }
 
+    /// The environment the replica in `slot` (from 1) of a service gets: the spec's `env`, then
+    /// each of its `slot_env` variables set to `slot`. None when there is no such service.
+    #[must_use]
+    pub fn replica_env(&self, service: &str, slot: u32) -> Option<Vec<(String, String)>> {
+        let state = self.state();
+        let spec = &state.services.get(service)?.spec;
+        let mut env = spec.env.clone();
+        env.extend(spec.slot_env.iter().map(|k| (k.clone(), slot.to_string())));
+        Some(env)
+    }
+
+    /// What the replica in `slot` (from 1) of a service reads at `target`, a config mount's path
+    /// (for a per-replica config, its own content, see [`ConfigSpec::content_for`]). None when the
+    /// service mounts nothing there.
+    #[must_use]
+    pub fn replica_file(&self, service: &str, slot: u32, target: &str) -> Option<Vec<u8>> {
+        let state = self.state();
+        let mount = state.services.get(service)?.spec.configs.iter().find(|c| c.target == target)?.clone();
+        let name = state.resolve(ResourceKind::Config, &mount.config_id)?;
+        Some(state.configs.get(&name)?.spec.content_for(slot))
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.shared.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -929,6 +966,10 @@ impl Cluster for FakeCluster {
 
     async fn remove_config(&self, name: &str) -> Result<()> {
         self.call(CallKind::RemoveConfig, name, |s| s.remove_config(name)).await
+    }
+
+    async fn read_config(&self, name: &str) -> Result<Vec<u8>> {
+        self.call(CallKind::ReadConfig, name, |s| s.read_config(name)).await
     }
 
     async fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> Result<Vec<Resource>> {

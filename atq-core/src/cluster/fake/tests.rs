@@ -577,3 +577,47 @@ async fn a_replica_that_never_started_has_no_container() {
     fake.create_service(&service("w", 1, "n")).await.unwrap();
     assert_eq!(fake.replicas("w", "n").await.unwrap()[0].container_id, None);
 }
+
+#[tokio::test]
+async fn each_replica_sees_its_own_content_of_a_per_replica_config_and_its_slot_in_the_env() {
+    let fake = FakeCluster::new();
+    fake.create_network(&network("n")).await.unwrap();
+    let users = ConfigSpec {
+        name: "users".into(),
+        data: b"id\n".to_vec(),
+        per_replica: vec![b"1\n".to_vec(), b"2\n".to_vec()],
+        ..Default::default()
+    };
+    let id = fake.create_config(&users).await.unwrap();
+    let mut spec = service("w", 3, "n");
+    spec.env = vec![("A".into(), "x".into())];
+    spec.slot_env = vec!["ATQ_WORKER_INDEX".into()];
+    spec.configs.push(ConfigMount { config_id: id, config_name: "users".into(), target: "/atq/data/u.csv".into() });
+    fake.create_service(&spec).await.unwrap();
+
+    assert_eq!(fake.replica_file("w", 1, "/atq/data/u.csv").unwrap(), b"id\n1\n");
+    assert_eq!(fake.replica_file("w", 2, "/atq/data/u.csv").unwrap(), b"id\n2\n");
+    assert_eq!(fake.replica_file("w", 3, "/atq/data/u.csv").unwrap(), b"id\n", "beyond the list: the data only");
+    assert_eq!(fake.replica_file("w", 1, "/elsewhere"), None);
+    let env = fake.replica_env("w", 3).unwrap();
+    assert_eq!(env, [("A".to_string(), "x".to_string()), ("ATQ_WORKER_INDEX".to_string(), "3".to_string())]);
+    // Only ordinary configs are read back.
+    assert!(matches!(fake.read_config("users").await.unwrap_err(), Error::Engine { .. }));
+    assert!(fake.read_config("nope").await.unwrap_err().is_not_found());
+    fake.create_config(&ConfigSpec { name: "plain".into(), data: b"p".to_vec(), ..Default::default() }).await.unwrap();
+    assert_eq!(fake.read_config("plain").await.unwrap(), b"p");
+    assert_eq!(fake.calls(CallKind::ReadConfig), 3);
+}
+
+#[tokio::test]
+async fn a_per_replica_config_counts_every_replicas_content_against_the_limit() {
+    let fake = FakeCluster::new();
+    let max = fake.info().await.unwrap().max_config_bytes;
+    let spec = ConfigSpec {
+        name: "big".into(),
+        data: vec![b'h'; 10],
+        per_replica: vec![vec![b'x'; max / 2], vec![b'y'; max / 2]],
+        ..Default::default()
+    };
+    assert!(matches!(fake.create_config(&spec).await.unwrap_err(), Error::Engine { .. }));
+}

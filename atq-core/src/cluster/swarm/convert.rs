@@ -10,6 +10,7 @@ use bollard::models::{
     TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 
+use super::template;
 use crate::cluster::{EndpointMode, LabelSelector, MountKind, ServiceSpec};
 
 /// Labels as bollard wants them.
@@ -105,7 +106,13 @@ pub(super) fn service_spec(spec: &ServiceSpec, local_node: &str) -> BollardServi
         labels: Some(labels(&spec.container_labels)),
         command: spec.command.clone(),
         args: (!spec.args.is_empty()).then(|| spec.args.clone()),
-        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        env: Some(
+            spec.env
+                .iter()
+                .map(|(k, v)| format!("{k}={}", template::literal_env_value(v)))
+                .chain(spec.slot_env.iter().map(|k| format!("{k}={}", template::SLOT)))
+                .collect(),
+        ),
         tty: Some(spec.tty),
         mounts: (!mounts.is_empty()).then_some(mounts),
         configs: (!configs.is_empty()).then_some(configs),
@@ -206,7 +213,8 @@ mod tests {
             name: "t_w".into(),
             image: "img:1".into(),
             replicas: 3,
-            env: vec![("A".into(), "1".into())],
+            env: vec![("A".into(), "1".into()), ("B".into(), "{{x}}".into())],
+            slot_env: vec!["ATQ_WORKER_INDEX".into()],
             args: vec!["x".into()],
             command: Some(vec!["sh".into(), "-c".into()]),
             tty: true,
@@ -224,7 +232,7 @@ mod tests {
         let s = service_spec(&spec, "node-7");
         let t = s.task_template.unwrap();
         let c = t.container_spec.unwrap();
-        assert_eq!(c.env.unwrap(), ["A=1"]);
+        assert_eq!(c.env.unwrap(), ["A=1", r#"B={{"{"}}{{"{"}}x}}"#, "ATQ_WORKER_INDEX={{.Task.Slot}}"]);
         assert_eq!(c.args.unwrap(), ["x"]);
         assert_eq!(c.command.unwrap(), ["sh", "-c"]);
         assert_eq!(c.labels.unwrap()["l"], "c");

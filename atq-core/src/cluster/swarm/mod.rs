@@ -34,6 +34,7 @@
 mod convert;
 mod logs;
 mod tasks;
+mod template;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -41,7 +42,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use base64::Engine as _;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ConfigSpec as BollardConfigSpec, LocalNodeState, NetworkCreateRequest, NodeState};
+use bollard::models::{ConfigSpec as BollardConfigSpec, Driver, LocalNodeState, NetworkCreateRequest, NodeState};
 use bollard::query_parameters::{
     DownloadFromContainerOptions, ListConfigsOptions, ListContainersOptions, ListNetworksOptions, ListNodesOptions,
     ListServicesOptions,
@@ -515,11 +516,28 @@ impl Cluster for SwarmCluster {
     }
 
     async fn create_config(&self, spec: &ConfigSpec) -> Result<String> {
+        let (data, templating) = if spec.per_replica.is_empty() {
+            (std::borrow::Cow::Borrowed(&spec.data), None)
+        } else {
+            let data = template::per_replica_template(spec);
+            if data.len() > MAX_CONFIG_BYTES {
+                return Err(Error::engine(
+                    "create config",
+                    &spec.name,
+                    format!(
+                        "its per-replica content for {} replicas takes {} bytes as a templated config, and the engine stores at most {MAX_CONFIG_BYTES}: use fewer workers, or a smaller file",
+                        spec.per_replica.len(),
+                        data.len()
+                    ),
+                ));
+            }
+            (std::borrow::Cow::Owned(data), Some(Driver { name: "golang".to_string(), options: None }))
+        };
         let request = BollardConfigSpec {
             name: Some(spec.name.clone()),
             labels: Some(convert::labels(&spec.labels)),
-            data: Some(base64::engine::general_purpose::STANDARD.encode(&spec.data)),
-            ..Default::default()
+            data: Some(base64::engine::general_purpose::STANDARD.encode(&*data)),
+            templating,
         };
         let created = self
             .docker
@@ -531,6 +549,31 @@ impl Cluster for SwarmCluster {
 
     async fn remove_config(&self, name: &str) -> Result<()> {
         self.docker.delete_config(name).await.map_err(|e| self.error(e, "remove config", "config", name))
+    }
+
+    async fn read_config(&self, name: &str) -> Result<Vec<u8>> {
+        let config =
+            self.docker.inspect_config(name).await.map_err(|e| self.error(e, "read config", "config", name))?;
+        let spec = config.spec.unwrap_or_default();
+        if spec.templating.is_some() {
+            return Err(Error::engine(
+                "read config",
+                name,
+                "it is a per-replica (templated) config: only ordinary configs can be read back",
+            ));
+        }
+        let encoded = spec.data.unwrap_or_default();
+        // An engine answer is untrusted: no config of a sane engine encodes to more than this.
+        if encoded.len() > MAX_CONFIG_BYTES.div_ceil(3) * 4 + 4 {
+            return Err(Error::engine(
+                "read config",
+                name,
+                format!("the engine returned {} bytes of base64, more than any config holds", encoded.len()),
+            ));
+        }
+        base64::engine::general_purpose::STANDARD.decode(encoded.as_bytes()).map_err(|e| {
+            Error::engine("read config", name, format!("the engine returned data that is not base64: {e}"))
+        })
     }
 
     async fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> Result<Vec<Resource>> {
