@@ -5,7 +5,7 @@
 # The machine's own engine is not touched.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=tests/multinode/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 [ "$(id -u)" = 0 ] || die "needs root"
 
@@ -19,7 +19,7 @@ unmount_under "$MN_RUN"
 [ -e "/run/netns/$MN_LINK_NS" ] && ip netns del "$MN_LINK_NS"
 for c in $MN_CONTROLLERS; do
     d=/sys/fs/cgroup/$c/$MN_CGROUP
-    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    if [ -d "$d" ]; then find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
 done
 rm -rf "$MN_DATA" "$MN_RUN"
 log "down: $(echo "$nodes" | grep -c . || true) nodes removed in $(elapsed_since "$started") s"

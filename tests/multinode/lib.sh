@@ -13,8 +13,9 @@
 # shared address space (RFC 6598): neither is routed from this machine's own namespace, and
 # both are only ever configured inside the namespaces these scripts create.
 
+# shellcheck disable=SC2034 # the settings are read by the scripts that source this file
 MN_RUN=/run/atq-multinode            # sockets, exec-roots (a real node's tmpfs /run)
-MN_DATA=/var/lib/atq-multinode       # data-roots, configs, logs, the image cache (a real node's disk)
+MN_DATA=/var/lib/atq-multinode       # data-roots, configs, logs, the image cache (a tmpfs: see MN_TMPFS)
 MN_LOCK=/run/atq-multinode.lock      # one up/down/node.sh at a time
 MN_LINK_NS=atq-mn-link               # the namespace that holds the bridge
 MN_BRIDGE=br0
@@ -23,6 +24,10 @@ MN_CONTROLLERS="pids memory freezer" # the daemon's cgroups; runc adds the rest 
 MN_SWARM_POOL=100.96.0.0/11
 MN_MAX_NODES=16
 MN_STORAGE_DRIVER=${ATQ_MULTINODE_STORAGE_DRIVER:-overlay2}
+# MN_DATA is a tmpfs of this size (a disposable swarm: removing ~1.4 GB of image layers from
+# disk took 15 s here); ATQ_MULTINODE_TMPFS=0 keeps it on disk.
+MN_TMPFS=${ATQ_MULTINODE_TMPFS:-1}
+MN_TMPFS_SIZE=${ATQ_MULTINODE_TMPFS_SIZE:-8g}
 # The engine the images come from: the caller's (never one of ours).
 MN_SOURCE_HOST=${ATQ_MULTINODE_SOURCE_HOST:-${DOCKER_HOST:-unix:///var/run/docker.sock}}
 case $MN_SOURCE_HOST in *"$MN_RUN"*) MN_SOURCE_HOST=unix:///var/run/docker.sock ;; esac
@@ -32,6 +37,14 @@ elapsed_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b 
 
 log() { printf 'multinode: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# Makes MN_DATA (a tmpfs unless ATQ_MULTINODE_TMPFS=0).
+ensure_data_dir() {
+    mkdir -p "$MN_DATA"
+    if [ "$MN_TMPFS" = 1 ] && ! findmnt -rn "$MN_DATA" >/dev/null; then
+        mount -t tmpfs -o "size=$MN_TMPFS_SIZE,mode=0755" atq-multinode "$MN_DATA"
+    fi
+}
 
 # Takes the lock (waits up to 120 s for another up/down/node.sh to finish).
 mn_lock() {
@@ -62,6 +75,7 @@ known_nodes() {
 
 # The link: a bridge in a namespace of its own (in the machine's own namespace the
 # firewall's FORWARD policy would drop the bridged frames).
+# Call it before booting nodes in parallel (boot_node does not).
 ensure_link() {
     [ -e "/run/netns/$MN_LINK_NS" ] || ip netns add "$MN_LINK_NS"
     ip -n "$MN_LINK_NS" link set lo up
@@ -102,13 +116,13 @@ node_pids() {
 kill_node_processes() {
     local node=$1 freezer=/sys/fs/cgroup/freezer/$MN_CGROUP/$1 pids
     [ -n "$(node_pids "$node")" ] || return 0
-    [ -d "$freezer" ] && echo FROZEN >"$freezer/freezer.state" 2>/dev/null || true
+    if [ -d "$freezer" ]; then echo FROZEN >"$freezer/freezer.state" 2>/dev/null || true; fi
     for _ in $(seq 50); do
         pids=$(node_pids "$node")
         [ -n "$pids" ] || break
         # shellcheck disable=SC2086
         kill -9 $pids 2>/dev/null || true
-        [ -d "$freezer" ] && echo THAWED >"$freezer/freezer.state" 2>/dev/null || true
+        if [ -d "$freezer" ]; then echo THAWED >"$freezer/freezer.state" 2>/dev/null || true; fi
         sleep 0.1
     done
     [ -z "$(node_pids "$node")" ] || die "processes of $node survive SIGKILL: $(node_pids "$node" | tr '\n' ' ')"
@@ -127,11 +141,13 @@ unmount_under() {
 # and leaves it behind when killed; a new shim for the same container then fails. Removes the
 # node's ones (computed from its container ids: never another engine's).
 remove_stale_shim_sockets() {
-    local node=$1 address containers id namespace sum
+    local node=$1 address containers dir id namespace sum
     address=$(node_containerd_sock "$1")
     containers=$(node_data_root "$1")/containers
     [ -d "$containers" ] || return 0
-    for id in $(ls "$containers"); do
+    for dir in "$containers"/*/; do
+        [ -d "$dir" ] || continue
+        id=$(basename "$dir")
         for namespace in moby plugins.moby; do
             sum=$(printf '%s' "$address/$namespace/$id" | sha256sum | cut -d' ' -f1)
             rm -f "/run/containerd/s/$sum"
@@ -175,14 +191,13 @@ write_node_config() {
 EOF
 }
 
-# Boots the node: a clean runtime, its network and cgroups, and its dockerd (hostname <node>,
+# Boots the node (the link must exist: ensure_link): a clean runtime, its network and cgroups, and its dockerd (hostname <node>,
 # in its namespace, in its cgroups; workers never try to pull: there is no registry). Waits
 # until the daemon answers.
 boot_node() {
     local node=$1 dir cgroups c daemon
     dir=$(node_dir "$1")
     reset_node_runtime "$node"
-    ensure_link
     ensure_node_net "$node"
     ensure_node_cgroups "$node"
     write_node_config "$node"
@@ -191,7 +206,7 @@ boot_node() {
     for c in $MN_CONTROLLERS; do cgroups="$cgroups /sys/fs/cgroup/$c/$MN_CGROUP/$node/cgroup.procs"; done
     # shellcheck disable=SC2016
     setsid sh -c 'for f in $1; do echo $$ >"$f"; done
-        exec nsenter --net="/run/netns/$2" -- unshare --uts -- sh -c "hostname $3 && exec dockerd --config-file $4"' \
+        exec nsenter --net="/run/netns/$2" -- unshare --uts -- sh -c "hostname $3 && exec env DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 dockerd --config-file $4"' \
         boot "$cgroups" "$(node_ns "$node")" "$node" "$dir/daemon.json" \
         </dev/null >>"$dir/dockerd.log" 2>&1 9>&- &
     # setsid, nsenter, unshare and sh all exec: $! ends up being dockerd.
@@ -222,7 +237,7 @@ wipe_node() {
     unmount_under "$(node_dir "$node")"
     for c in $MN_CONTROLLERS; do
         d=/sys/fs/cgroup/$c/$MN_CGROUP/$node
-        [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+        if [ -d "$d" ]; then find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
     done
     rm -rf "$(node_dir "$node")"
 }

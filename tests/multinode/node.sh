@@ -10,7 +10,7 @@
 #                        (shared pages counted in each), and the manager's view
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=tests/multinode/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
 usage() { die "usage: node.sh kill|start|host NODE, or node.sh status"; }
@@ -41,5 +41,5 @@ case $command in
     kill) kill_node "$node"; log "$node killed in $(elapsed_since "$started") s" ;;
     start)
         node_up "$node" && { log "$node is up already"; exit 0; }
-        boot_node "$node"; log "$node started in $(elapsed_since "$started") s" ;;
+        ensure_link; boot_node "$node"; log "$node started in $(elapsed_since "$started") s" ;;
 esac

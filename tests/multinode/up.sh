@@ -15,12 +15,12 @@
 # Needs root, iproute2, util-linux (nsenter, unshare, flock), dockerd 20.10+, cgroup v1.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=tests/multinode/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
 count=${1:-3}
 case $count in ''|*[!0-9]*) die "usage: up.sh [N] (N nodes, 1..$MN_MAX_NODES)" ;; esac
-[ "$count" -ge 1 ] && [ "$count" -le "$MN_MAX_NODES" ] || die "N must be 1..$MN_MAX_NODES, not $count"
+if [ "$count" -lt 1 ] || [ "$count" -gt "$MN_MAX_NODES" ]; then die "N must be 1..$MN_MAX_NODES, not $count"; fi
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, cgroups, dockerd)"
 for tool in ip nsenter unshare flock findmnt dockerd docker; do
     command -v "$tool" >/dev/null || die "needs $tool"
@@ -29,7 +29,8 @@ done
 
 mn_lock
 started=$EPOCHREALTIME
-mkdir -p "$MN_RUN" "$MN_DATA"
+mkdir -p "$MN_RUN"
+ensure_data_dir
 
 existing=$(known_nodes | wc -l)
 [ "$existing" -le "$count" ] ||
@@ -37,6 +38,7 @@ existing=$(known_nodes | wc -l)
 nodes=$(seq -f 'node%g' 1 "$count")
 
 # 1. Boot every node whose engine does not answer (in parallel: ~1 s each).
+ensure_link
 pids=()
 for node in $nodes; do
     if ! node_up "$node"; then
