@@ -244,6 +244,13 @@ impl Swarm {
         KilledNode { hostname: hostname.to_string(), manager: self.manager.clone(), started: false }
     }
 
+    /// [`kill`](Swarm::kill)s the node and waits (up to 15 s) until the manager marks it down.
+    pub async fn kill_until_down(&self, hostname: &str) -> KilledNode {
+        let killed = self.kill(hostname);
+        self.wait_node_state(hostname, "down", Duration::from_secs(15)).await;
+        killed
+    }
+
     /// `node: container` for each container (any state) labelled `key=value` on any node; a
     /// node whose engine does not answer is listed as `node: unreachable (…)`.
     pub fn containers_labelled(&self, key: &str, value: &str) -> Vec<String> {
@@ -268,14 +275,19 @@ impl Swarm {
         found
     }
 
-    /// Asserts that the manager holds no service, network or config of the scope, and that
-    /// within [`NODE_CLEANUP_BOUND`] no node holds a container or network of it; returns how
-    /// long the nodes took.
-    pub async fn assert_nothing_left(&self, scope: &Scope) -> Duration {
+    /// Asserts that the manager holds no service, network or config of the scope.
+    pub async fn assert_manager_holds_nothing(&self, scope: &Scope) {
         for kind in [ResourceKind::Service, ResourceKind::Network, ResourceKind::Config] {
             let left = scope.leftovers(kind).await;
             assert!(left.is_empty(), "{kind:?} of {}={} left on the manager: {left:?}", scope.key, scope.id);
         }
+    }
+
+    /// Asserts that the manager holds no service, network or config of the scope, and that
+    /// within [`NODE_CLEANUP_BOUND`] no node holds a container or network of it; returns how
+    /// long the nodes took.
+    pub async fn assert_nothing_left(&self, scope: &Scope) -> Duration {
+        self.assert_manager_holds_nothing(scope).await;
         let start = Instant::now();
         loop {
             let mut left = self.containers_labelled(scope.key, &scope.id);

@@ -22,7 +22,7 @@ use atq_core::cluster::{Cluster, NetworkSpec, Replica, ResourceKind, ServiceSpec
 use atq_core::data::{remove_bundle, DataBundle};
 use atq_core::labels::Role;
 use atq_core::{Director, Event, HealthCheck, Owner, Service, Task, WaitCommand};
-use atq_tests::multinode::{swarm, swarm_exclusive, Swarm};
+use atq_tests::multinode::{swarm, swarm_exclusive, KilledNode, Swarm};
 use atq_tests::*;
 use futures_util::StreamExt;
 
@@ -406,6 +406,12 @@ async fn a_killed_node_is_down_in_seconds_and_the_engine_cleans_it_once_back() {
     eprintln!("node3's containers gone {:?} after it was ready", start.elapsed().max(lag));
 }
 
+/// Boots the killed node and asserts that, once it is back, no node holds anything of the scope.
+async fn back_and_clean(swarm: &Swarm, killed: KilledNode, scope: &Scope) {
+    killed.start().await;
+    swarm.assert_nothing_left(scope).await;
+}
+
 /// How long `teardown` may take once the node is known Down (issue 14: a few seconds).
 const LOST_NODE_TEARDOWN_BOUND: Duration = Duration::from_secs(10);
 
@@ -428,8 +434,7 @@ async fn a_node_lost_mid_run_is_named_with_its_workers_and_teardown_stays_prompt
         workers.iter().filter(|r| r.node_id.as_ref() == Some(&node3.id)).map(|r| r.slot).collect();
     assert!(!lost.is_empty() && lost.len() < 6, "{workers:#?}");
 
-    let killed = swarm.kill("node3");
-    swarm.wait_node_state("node3", "down", Duration::from_secs(15)).await;
+    let killed = swarm.kill_until_down("node3").await;
     let outcome = deployment.wait(Some(Duration::from_secs(60))).await.unwrap();
     assert_eq!(outcome.exit_code, 0, "{outcome:#?}");
     assert!(!outcome.succeeded(), "workers were lost: {outcome:#?}");
@@ -440,11 +445,8 @@ async fn a_node_lost_mid_run_is_named_with_its_workers_and_teardown_stays_prompt
     let (removed, took) = timed(deployment.teardown()).await;
     removed.unwrap();
     assert!(took < LOST_NODE_TEARDOWN_BOUND, "teardown took {took:?} with node3 down");
-    for kind in [ResourceKind::Service, ResourceKind::Network, ResourceKind::Config] {
-        assert!(scope.leftovers(kind).await.is_empty(), "{kind:?} left on the manager");
-    }
-    killed.start().await;
-    swarm.assert_nothing_left(&scope).await;
+    swarm.assert_manager_holds_nothing(&scope).await;
+    back_and_clean(&swarm, killed, &scope).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -490,11 +492,8 @@ async fn a_node_lost_during_deploy_fails_it_fast_naming_the_node_and_rolls_back(
     assert!(took < Duration::from_secs(15), "failed {took:?} after node3 was killed: {err}");
     assert!(err.to_string().contains("node3"), "the error names the node: {err}");
     director.settled().await;
-    for kind in [ResourceKind::Service, ResourceKind::Network, ResourceKind::Config] {
-        assert!(scope.leftovers(kind).await.is_empty(), "{kind:?} left after the rollback");
-    }
-    killed.start().await;
-    swarm.assert_nothing_left(&scope).await;
+    swarm.assert_manager_holds_nothing(&scope).await;
+    back_and_clean(&swarm, killed, &scope).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -510,8 +509,7 @@ async fn a_master_lost_with_its_node_ends_the_wait_naming_the_node() {
         .unwrap();
     let director = Director::new(scope.cluster.clone());
     let deployment = director.deploy(&task).await.unwrap();
-    let killed = swarm.kill("node3");
-    swarm.wait_node_state("node3", "down", Duration::from_secs(15)).await;
+    let killed = swarm.kill_until_down("node3").await;
     let down_at = Instant::now();
     let result = deployment.wait(Some(Duration::from_secs(60))).await;
     let took = down_at.elapsed();
@@ -522,8 +520,7 @@ async fn a_master_lost_with_its_node_ends_the_wait_naming_the_node() {
     let (removed, took) = timed(deployment.teardown()).await;
     removed.unwrap();
     assert!(took < LOST_NODE_TEARDOWN_BOUND, "teardown took {took:?} with node3 down");
-    killed.start().await;
-    swarm.assert_nothing_left(&scope).await;
+    back_and_clean(&swarm, killed, &scope).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -544,17 +541,13 @@ async fn prune_removes_a_task_of_a_dead_owner_on_a_lost_node_promptly() {
         .unwrap();
     let director = Director::new(scope.cluster.clone()).with_owner(dead);
     director.deploy(&task).await.unwrap().keep();
-    let killed = swarm.kill("node3");
-    swarm.wait_node_state("node3", "down", Duration::from_secs(15)).await;
+    let killed = swarm.kill_until_down("node3").await;
     let (report, took) = timed(Director::new(scope.cluster.clone()).prune()).await;
     let report = report.unwrap();
     assert!(took < LOST_NODE_TEARDOWN_BOUND, "prune took {took:?} with node3 down: {report:?}");
     assert!(report.tasks.contains(&name), "{report:?}");
-    for kind in [ResourceKind::Service, ResourceKind::Network, ResourceKind::Config] {
-        assert!(scope.leftovers(kind).await.is_empty(), "{kind:?} left on the manager");
-    }
-    killed.start().await;
-    swarm.assert_nothing_left(&scope).await;
+    swarm.assert_manager_holds_nothing(&scope).await;
+    back_and_clean(&swarm, killed, &scope).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -570,8 +563,7 @@ async fn a_replica_on_a_down_node_is_not_reported_running() {
         .unwrap();
     let director = Director::new(scope.cluster.clone());
     let deployment = director.deploy(&task).await.unwrap();
-    let killed = swarm.kill("node3");
-    swarm.wait_node_state("node3", "down", Duration::from_secs(15)).await;
+    let killed = swarm.kill_until_down("node3").await;
     let node3 = swarm.node("node3");
     let workers = replicas_of(&scope.cluster, &task, Role::Worker).await;
     let on_node3: Vec<&Replica> = workers.iter().filter(|r| r.node_id.as_ref() == Some(&node3.id)).collect();
@@ -582,8 +574,7 @@ async fn a_replica_on_a_down_node_is_not_reported_running() {
     let info = director.inspect(&name).await.unwrap();
     assert!(info.workers_running < 4, "{info:#?}");
     deployment.teardown().await.unwrap();
-    killed.start().await;
-    swarm.assert_nothing_left(&scope).await;
+    back_and_clean(&swarm, killed, &scope).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
