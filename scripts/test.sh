@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Runs every test of atq: lints, unit tests on FakeCluster, integration tests on the real
-# engine, CLI tests, and the Python bindings' pytest suite in a fresh virtual environment.
+# engine and on a 3-node swarm built on this machine (tests/multinode), CLI tests, and the
+# Python bindings' pytest suite in a fresh virtual environment.
 # The single source of truth for CI (.ci/run calls it). Prepares the engine first
 # (scripts/prepare-engine.sh) and fails if any test run found no tests or left anything behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 log_dir=$(mktemp -d)
-trap 'rm -rf "$log_dir"' EXIT
+multinode_up=0
+# The multi-node swarm is torn down whatever happens (it holds ~1.5 GB of tmpfs).
+cleanup() {
+  if [ "$multinode_up" = 1 ]; then tests/multinode/down.sh || true; fi
+  rm -rf "$log_dir"
+}
+trap cleanup EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -36,6 +43,18 @@ cargo_tests() {
 cargo_tests atq-core
 cargo_tests atq-cli
 cargo_tests atq-tests -- --test-threads=4
+
+step "multi-node swarm: tests/multinode/up.sh, the multinode tests, down.sh"
+multinode_started=$(date +%s)
+# The JMeter example's image runs distributed over the nodes (returns at once if it exists).
+examples/jmeter/build-image.sh
+multinode_up=1
+eval "$(tests/multinode/up.sh)"   # exports ATQ_MULTINODE_HOST
+ATQ_REQUIRE_MULTINODE=1 cargo_tests atq-tests --test multinode -- --test-threads=4
+tests/multinode/down.sh
+multinode_up=0
+unset ATQ_MULTINODE_HOST
+echo "multi-node stage: $(( $(date +%s) - multinode_started )) s"
 cargo_tests atq-examples
 cargo_tests atq-benches
 

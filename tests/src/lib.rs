@@ -8,6 +8,11 @@
 //! Every test names its objects with [`unique`] and labels them with its [`Scope`]'s label;
 //! the scope removes everything carrying that label when it is dropped, so a failing test
 //! cleans up too, and tests can run in parallel.
+//!
+//! [`multinode`] reaches the multi-node swarm of `tests/multinode/up.sh` (for
+//! `tests/tests/multinode.rs`), whose tests skip when it is not up.
+
+pub mod multinode;
 
 use std::collections::BTreeMap;
 use std::future::Future;
