@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use atq_core::cluster::ResourceKind;
-use atq_core::DockerCluster;
+use atq_core::SwarmCluster;
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::{Scope, BUSYBOX};
@@ -140,8 +140,8 @@ impl Swarm {
     }
 
     /// A cluster on the manager (what atq talks to).
-    pub async fn cluster(&self) -> DockerCluster {
-        DockerCluster::connect_with(&self.manager)
+    pub async fn cluster(&self) -> SwarmCluster {
+        SwarmCluster::connect_with(&self.manager)
             .await
             .unwrap_or_else(|e| panic!("the multi-node manager {}: {e}", self.manager))
     }
