@@ -83,7 +83,7 @@ async fn the_swarm_has_one_manager_and_worker_nodes_with_their_own_engines_and_a
     assert_eq!(addresses.len(), nodes.len(), "{nodes:#?}");
     // atq talks to the manager; every node's engine answers on its own socket, as itself.
     let info = swarm.cluster().await.info().await.unwrap();
-    assert_eq!(info.node_id, swarm.node("node1").id, "{info:?}");
+    assert_eq!(info.local_node.as_deref(), Some(swarm.node("node1").id.as_str()), "{info:?}");
     assert_eq!(info.nodes_ready as usize, nodes.len(), "{info:?}");
     for node in &nodes {
         let name = swarm.docker_on(&node.hostname, &["info", "--format", "{{.Name}} {{.Swarm.NodeID}}"]).unwrap();
@@ -356,7 +356,7 @@ async fn a_killed_node_is_down_in_seconds_and_the_engine_cleans_it_once_back() {
     let cluster = swarm.cluster().await;
     let id = unique("mnfacts");
     let scope = Scope { cluster: cluster.clone(), id: id.clone(), key: TEST_LABEL };
-    let network = NetworkSpec { name: id.clone(), labels: scope.labels(), attachable: true };
+    let network = NetworkSpec { name: id.clone(), labels: scope.labels(), attachable: true, capacity: 8 };
     cluster.create_network(&network).await.unwrap();
     let spec = ServiceSpec {
         name: id.clone(),
@@ -367,7 +367,7 @@ async fn a_killed_node_is_down_in_seconds_and_the_engine_cleans_it_once_back() {
         networks: vec![id.clone()],
         labels: scope.labels(),
         container_labels: scope.labels(),
-        constraints: vec!["node.hostname==node3".into()],
+        placement: atq_core::cluster::Placement { local_node: false, constraints: vec!["node.hostname==node3".into()] },
         ..Default::default()
     };
     cluster.create_service(&spec).await.unwrap();
