@@ -75,11 +75,15 @@ pub enum Command {
     },
     /// Print the logs of one role of a task.
     Logs(LogsArgs),
-    /// Remove tasks whose owner process is gone or whose expiry passed.
+    /// Remove tasks left behind: never one whose deploying process still runs; one whose process
+    /// is gone unless it was deployed to stay (`up`, `--keep`); otherwise only past its expiry.
     Prune {
         /// Remove every object atq created, running tasks included.
         #[arg(long)]
         all: bool,
+        /// Only say what would be removed, and why; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Check a task file without an engine; print every problem with its field and line, and
     /// how sharded files split across the workers.
@@ -159,8 +163,15 @@ pub struct RunArgs {
     /// The task file (YAML or JSON; `-` reads stdin).
     pub file: PathBuf,
     /// Leave the task on the engine after the master exits (`atq down NAME` removes it).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "keep_on_failure")]
     pub keep: bool,
+    /// Leave the task on the engine only if the run failed (the deploy, the master's exit code,
+    /// a worker, the artifacts), to look at it; tear it down otherwise.
+    #[arg(long)]
+    pub keep_on_failure: bool,
+    /// Also stream every worker's log lines (prefixed with `[worker.N]`), not only the master's.
+    #[arg(long)]
+    pub worker_logs: bool,
     /// Give the master at most this many seconds to exit (default: the task's runTimeout).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
@@ -205,9 +216,18 @@ pub struct LogsArgs {
     /// Whose logs.
     #[arg(long, value_enum, default_value_t = RoleArg::Master)]
     pub role: RoleArg,
-    /// Keep printing new lines until the service stops.
+    /// Keep printing new lines until every replica of the role has exited.
     #[arg(short, long)]
     pub follow: bool,
+    /// Only the last N lines of each replica.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Only lines written in the last DURATION (`90s`, `10m`, `2h`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<std::time::Duration>,
+    /// Prefix each line with the time the engine received it (RFC 3339).
+    #[arg(short, long)]
+    pub timestamps: bool,
 }
 
 /// The roles whose logs can be read.
@@ -229,6 +249,11 @@ impl From<RoleArg> for atq_core::labels::Role {
             RoleArg::Probe => Self::Probe,
         }
     }
+}
+
+/// A duration as `90s`, `10m`, `2h`, `1h30m` (humantime's format).
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e}: write a duration like 90s, 10m or 2h"))
 }
 
 #[cfg(test)]

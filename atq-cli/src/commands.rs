@@ -32,7 +32,7 @@ pub async fn dispatch(command: Command, signals: &mut Signals) -> Result<u8, Cli
         command => {
             tokio::select! {
                 result = engine_command(command) => result?,
-                () = signals.recv() => return Err(CliError::Interrupted),
+                () = signals.recv() => return Err(CliError::Interrupted { abandoned: false }),
             }
         }
     }
@@ -52,17 +52,7 @@ async fn engine_command(command: Command) -> Result<(), CliError> {
             out(&serde_json::to_string_pretty(&info).expect("task info serialises"));
         }
         Command::Logs(args) => logs(&director, args).await?,
-        Command::Prune { all } => {
-            let report = if all { director.prune_all().await? } else { director.prune().await? };
-            if report.tasks.is_empty() && report.resources == 0 {
-                err("atq: nothing to prune");
-            } else {
-                err(&format!("atq: removed {} task(s), {} engine object(s)", report.tasks.len(), report.resources));
-                for task in &report.tasks {
-                    out(task);
-                }
-            }
-        }
+        Command::Prune { all, dry_run } => prune(&director, all, dry_run).await?,
         Command::Info { json } => cluster_info::info(&director, json).await?,
         Command::Data(DataCommand::Push { path, quiet, split }) => {
             data::push_command(&director, &path, quiet, &split).await?;
@@ -151,19 +141,22 @@ pub(crate) fn atq_core_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// `NAME  STATE  WORKERS  AGE  OWNER`, columns padded to their widest cell.
+/// `NAME  STATE  WORKERS  AGE  OWNER  PRUNE`, columns padded to their widest cell; PRUNE says
+/// whether `atq prune` would remove the task, and why.
 fn table(tasks: &[TaskInfo], now: i64) -> String {
-    let mut rows = vec![["NAME".to_owned(), "STATE".into(), "WORKERS".into(), "AGE".into(), "OWNER".into()]];
+    let mut rows =
+        vec![["NAME".to_owned(), "STATE".into(), "WORKERS".into(), "AGE".into(), "OWNER".into(), "PRUNE".into()]];
     for t in tasks {
         rows.push([
             t.name.clone(),
             t.state.to_string(),
             format!("{}/{}", t.workers_running, t.workers_total),
             t.created.map_or_else(|| "-".into(), |c| age(now - c)),
-            t.owner.clone().unwrap_or_else(|| "-".into()),
+            t.owner.as_deref().map_or_else(|| "-".into(), short_owner),
+            if t.prune.remove { format!("yes: {}", t.prune.why) } else { "no".into() },
         ]);
     }
-    let widths: Vec<usize> = (0..5).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     rows.iter()
         .map(|r| {
             let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
@@ -182,23 +175,103 @@ pub(crate) fn age(secs: i64) -> String {
     }
 }
 
+/// `atq prune [--all] [--dry-run]`: what was (or would be) removed, a task per line on stdout
+/// with why, failures on stderr; exits 125 when a removal failed.
+async fn prune(director: &Director, all: bool, dry_run: bool) -> Result<(), CliError> {
+    if dry_run {
+        let plan = director.prune_plan().await?;
+        let chosen: Vec<_> = plan.iter().filter(|(_, d)| all || d.remove).collect();
+        if chosen.is_empty() {
+            err("atq: nothing would be pruned");
+        }
+        for (name, decision) in chosen {
+            let why = if all { "--all".to_owned() } else { decision.why.to_string() };
+            out(&format!("{name}\twould be removed: {why}"));
+        }
+        return Ok(());
+    }
+    let report = if all { director.prune_all().await? } else { director.prune().await? };
+    if report.tasks.is_empty() {
+        err("atq: nothing to prune");
+        return Ok(());
+    }
+    for task in &report.tasks {
+        match &task.error {
+            None => out(&format!("{}\tremoved ({} objects): {}", task.name, task.resources, task.why)),
+            Some(e) => err(&format!("atq: could not remove task {} ({}): {e}", task.name, task.why)),
+        }
+    }
+    let removed = report.removed().len();
+    err(&format!("atq: removed {removed} task(s), {} engine object(s)", report.resources()));
+    if report.has_failures() {
+        return Err(CliError::Core(atq_core::Error::Cancelled(format!(
+            "{} task(s) could not be removed; run `atq prune` again",
+            report.tasks.len() - removed
+        ))));
+    }
+    Ok(())
+}
+
+/// `atq logs NAME [--role R] [-f] [--tail N] [--since D] [-t]`: every replica of the role, in
+/// time order; worker lines are prefixed with their replica.
 async fn logs(director: &Director, args: LogsArgs) -> Result<(), CliError> {
-    let mut stream = director.logs(&args.name, args.role.into(), args.follow).await?;
+    let role: atq_core::labels::Role = args.role.into();
+    let options = atq_core::cluster::LogOptions {
+        follow: args.follow,
+        tail: args.tail,
+        since: args.since.map(|d| std::time::SystemTime::now() - d),
+    };
+    let mut stream = director.logs(&args.name, role, &options).await?;
     while let Some(line) = stream.next().await {
         let line = line?;
+        let mut text = String::new();
+        if args.timestamps {
+            if let Some(time) = line.time {
+                text.push_str(&humantime::format_rfc3339_nanos(time).to_string());
+                text.push(' ');
+            }
+        }
+        if role != atq_core::labels::Role::Master {
+            if let Some(n) = line.replica {
+                text.push_str(&format!("[{role}.{n}] "));
+            }
+        }
+        text.push_str(&line.text);
         match line.source {
-            atq_core::cluster::LogSource::Stdout => out(&line.text),
-            atq_core::cluster::LogSource::Stderr => err(&line.text),
+            atq_core::cluster::LogSource::Stdout => out(&text),
+            atq_core::cluster::LogSource::Stderr => err(&text),
         }
     }
     let _ = std::io::stdout().flush();
     Ok(())
 }
 
-/// The error as JSON, for commands run with `--json`.
+/// `host:pid` of an owner label (its boot id and namespaces are for prune, not for reading).
+fn short_owner(owner: &str) -> String {
+    match atq_core::Owner::parse(owner) {
+        Some(o) => format!("{}:{}", o.host, o.pid),
+        None => owner.to_owned(),
+    }
+}
+
+/// The error as JSON, for commands run with `--json` (the run stream's own `error` object).
 #[must_use]
 pub fn error_json(error: &CliError) -> String {
-    json!({"event": "error", "message": error.to_string(), "exit_code": exit::of_error(error)}).to_string()
+    let mut value = match error {
+        CliError::Core(e) => atq_core::run::error_json("", e),
+        _ => {
+            let mut v = json!({"event": "error", "kind": "usage", "message": error.to_string()});
+            atq_core::event::stamp(&mut v, std::time::SystemTime::now());
+            v
+        }
+    };
+    value["exit_code"] = exit::of_error(error).into();
+    if let Some(object) = value.as_object_mut() {
+        if object.get("task").and_then(|t| t.as_str()) == Some("") {
+            object.remove("task");
+        }
+    }
+    value.to_string()
 }
 
 #[cfg(test)]
@@ -224,6 +297,6 @@ mod tests {
 
     #[test]
     fn an_empty_table_has_its_header() {
-        assert_eq!(table(&[], 0), "NAME  STATE  WORKERS  AGE  OWNER");
+        assert_eq!(table(&[], 0), "NAME  STATE  WORKERS  AGE  OWNER  PRUNE");
     }
 }

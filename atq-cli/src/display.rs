@@ -5,18 +5,18 @@
 //! everything goes to stdout, one object per line.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use atq_core::cluster::{LogLine, LogSource};
-use atq_core::{Event, Outcome};
+use atq_core::cluster::LogSource;
+use atq_core::event::{LogRecord, RunEvent};
+use atq_core::labels::Role;
+use atq_core::{Event, RunReport};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::json;
 
 /// How to display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Progress bars and spinners (stderr is a terminal, `NO_COLOR` unset).
+    /// Progress bars and spinners (stderr is a terminal); in colour unless `NO_COLOR` is set.
     Human,
     /// Plain lines, no escape codes.
     Plain,
@@ -25,12 +25,13 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// JSON when asked; bars on a terminal unless `NO_COLOR` is set; plain lines otherwise.
+    /// JSON when asked; bars on a terminal (`NO_COLOR` turns off colour only, as no-color.org
+    /// says); plain lines otherwise.
     #[must_use]
     pub fn detect(json: bool) -> Mode {
         if json {
             Mode::Json
-        } else if std::io::stderr().is_terminal() && !no_color() {
+        } else if std::io::stderr().is_terminal() {
             Mode::Human
         } else {
             Mode::Plain
@@ -60,19 +61,28 @@ pub struct Display {
     mode: Mode,
     /// The task shown (events of other tasks are ignored).
     task: String,
+    /// Whether master lines get a `[master]` prefix too (when worker logs are shown).
+    prefix_master: bool,
     /// The bar or spinner of the current phase (human mode).
     bar: Option<ProgressBar>,
     /// The delay being counted down: when it started and how long it is.
     delay: Option<(Instant, Duration)>,
-    /// Master log lines printed so far (to print the rest from the outcome if the stream stalled).
-    log_lines: usize,
+    /// Whether log lines go to a terminal (their control characters are neutralised then).
+    terminal: (bool, bool),
 }
 
 impl Display {
-    /// A display for `task`.
+    /// A display for `task`; `all_logs`: worker lines are shown too.
     #[must_use]
-    pub fn new(mode: Mode, task: &str) -> Self {
-        Display { mode, task: task.to_owned(), bar: None, delay: None, log_lines: 0 }
+    pub fn new(mode: Mode, task: &str, all_logs: bool) -> Self {
+        Display {
+            mode,
+            task: task.to_owned(),
+            prefix_master: all_logs,
+            bar: None,
+            delay: None,
+            terminal: (std::io::stdout().is_terminal(), std::io::stderr().is_terminal()),
+        }
     }
 
     /// The deploy begins.
@@ -105,13 +115,13 @@ impl Display {
         }
     }
 
-    /// Shows one event.
-    pub fn event(&mut self, event: &Event) {
+    /// Shows one progress event (`stamped` is it with its time, for JSON).
+    pub fn event(&mut self, event: &Event, stamped: &RunEvent) {
         if event.task() != self.task {
             return;
         }
         match self.mode {
-            Mode::Json => out(&event.to_json().to_string()),
+            Mode::Json => out(&stamped.to_json().to_string()),
             Mode::Plain => {
                 if let Some(line) = describe(event) {
                     err(&format!("atq: {line}"));
@@ -121,7 +131,7 @@ impl Display {
         }
         if let Event::Delay { duration, .. } = event {
             self.delay = Some((Instant::now(), *duration));
-        } else if matches!(event, Event::MasterCreated { .. } | Event::RollingBack { .. }) {
+        } else if matches!(event, Event::MasterCreated { .. } | Event::RollingBack { .. } | Event::Interrupted { .. }) {
             self.delay = None;
         }
     }
@@ -149,19 +159,17 @@ impl Display {
             Event::WorkersReady { addresses, .. } => {
                 self.finish_bar(Some(format!("{} workers running: {}", addresses.len(), short_list(addresses))));
             }
+            Event::ProbeStarted { .. } => self.phase("wait command: probing the workers"),
             Event::ProbeAttempt { attempt, result, .. } => {
                 if self.bar.is_none() {
-                    self.phase("probe");
+                    self.phase("wait command");
                 }
                 if let Some(bar) = &self.bar {
-                    bar.set_message(format!("probe: attempt {attempt} did not pass: {}", one_line(result)));
+                    bar.set_message(format!("wait command: try {attempt} did not pass: {}", one_line(result)));
                 }
             }
             Event::ProbePassed { attempts, .. } => {
-                if self.bar.is_none() {
-                    self.phase("probe");
-                }
-                self.finish_bar(Some(format!("probe passed after {attempts} attempt(s)")));
+                self.finish_bar(Some(format!("wait command passed after {attempts} try(s)")));
             }
             Event::Delay { duration, .. } => {
                 self.phase(&format!("delay: {}s left", duration.as_secs_f64().ceil()));
@@ -177,12 +185,25 @@ impl Display {
                 self.phase("master running");
             }
             Event::MasterExited { exit_code, .. } => {
-                self.finish_bar(Some(format!("master exited with code {exit_code}")))
+                self.finish_bar(Some(format!("master exited with code {exit_code}")));
+            }
+            Event::ArtifactsSaved { dir, files, .. } => {
+                self.finish_bar(Some(format!("artifacts: {files} file(s) in {dir}")));
             }
             Event::RollingBack { .. } => {
                 self.finish_bar(None);
-                self.phase("deploy failed: rolling back");
+                self.phase("deploy failed: removing what it created");
             }
+            Event::TeardownStarted { .. } => self.phase(&format!("tearing down task {}", self.task)),
+            Event::Interrupted { .. } => {
+                self.finish_bar(None);
+                err("atq: interrupted: removing what was deployed (interrupt again to stop waiting)");
+            }
+            Event::CleanupAbandoned { .. } => {
+                self.finish_bar(None);
+                err("atq: cleanup abandoned: `atq prune` removes what is left");
+            }
+            Event::Kept { reason, .. } => self.finish_bar(Some(format!("task {} kept: {reason}", self.task))),
             Event::TornDown { .. } => self.finish_bar(Some(format!("task {} torn down", self.task))),
             _ => {}
         }
@@ -196,88 +217,79 @@ impl Display {
         }
     }
 
-    /// Shows one line of the master's logs.
-    pub fn log(&mut self, line: &LogLine) {
-        self.log_lines += 1;
-        match self.mode {
-            Mode::Json => {
-                out(&json!({"event": "log", "task": self.task, "source": line.source, "text": line.text}).to_string());
-            }
-            _ => {
-                let print = || match line.source {
-                    LogSource::Stdout => out(&line.text),
-                    LogSource::Stderr => err(&line.text),
-                };
-                match &self.bar {
-                    Some(bar) => bar.suspend(print),
-                    None => print(),
-                }
-            }
-        }
-    }
-
-    /// Prints the lines of `outcome.logs` beyond those already streamed (when following the
-    /// log stream missed the end).
-    pub fn rest_of_logs(&mut self, outcome: &Outcome) {
-        let rest: Vec<&str> = outcome.logs.lines().skip(self.log_lines).collect();
-        for text in rest {
-            self.log(&LogLine::new(LogSource::Stdout, text));
-        }
-    }
-
-    /// The one-line summary after a run; `torn_down` false means the task was kept.
-    pub fn outcome(&mut self, outcome: &Outcome, workers: usize, duration: Duration, torn_down: bool) {
-        self.finish_bar(None);
-        if self.mode == Mode::Json {
-            let mut value = json!({
-                "event": "outcome",
-                "task": outcome.task,
-                "exit_code": outcome.exit_code,
-                "state": outcome.state,
-                "error": outcome.error,
-                "workers": workers,
-                "failed_workers": outcome.failed_workers,
-                "duration_secs": duration.as_secs_f64(),
-                "torn_down": torn_down,
-            });
-            if !torn_down {
-                value["kept"] = json!(true);
-            }
-            out(&value.to_string());
+    /// Shows one log line: the master's as printed, a worker's prefixed with its replica. On a
+    /// terminal, control characters are shown, not obeyed (a container cannot drive the
+    /// terminal); `--json` keeps the text as it came.
+    pub fn log(&mut self, line: &LogRecord, stamped: &RunEvent) {
+        if line.task != self.task {
             return;
         }
+        if self.mode == Mode::Json {
+            out(&stamped.to_json().to_string());
+            return;
+        }
+        let prefix = match (line.role, line.replica) {
+            (Role::Master, _) if !self.prefix_master => String::new(),
+            (role, Some(n)) => format!("[{role}.{n}] "),
+            (role, None) => format!("[{role}] "),
+        };
+        let to_terminal = match line.source {
+            LogSource::Stdout => self.terminal.0,
+            LogSource::Stderr => self.terminal.1,
+        };
+        let text = if to_terminal { neutralised(&line.text) } else { line.text.clone() };
+        let text = format!("{prefix}{text}");
+        let print = || match line.source {
+            LogSource::Stdout => out(&text),
+            LogSource::Stderr => err(&text),
+        };
+        match &self.bar {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+
+    /// The end of a run: a line saying what happened (or, in JSON, the report).
+    pub fn report(&mut self, report: &RunReport) {
+        self.finish_bar(None);
+        if self.mode == Mode::Json {
+            out(&report.to_json().to_string());
+            return;
+        }
+        let outcome = &report.outcome;
         for w in &outcome.failed_workers {
             let why = w.error.clone().or_else(|| w.exit_code.map(|c| format!("exit code {c}"))).unwrap_or_default();
-            err(&format!("atq: warning: worker {} stopped while the master ran ({}): {why}", w.name, w.state));
+            let node = w.node_id.as_deref().map(|n| format!(" on node {n}")).unwrap_or_default();
+            err(&format!("atq: warning: worker {}{node} stopped while the master ran ({}): {why}", w.name, w.state));
         }
-        let mark = if outcome.exit_code == 0 { "✓" } else { "✗" };
+        if outcome.failed_to_start {
+            err(&format!(
+                "atq: the master could not start: {}",
+                outcome.error.as_deref().unwrap_or("the engine gave no reason")
+            ));
+        }
+        if let Some(e) = &report.artifacts_error {
+            err(&format!("atq: error: {e}"));
+        }
+        if let Some(e) = &report.teardown_error {
+            err(&format!("atq: error: {e}"));
+        }
+        let code = report.exit_code();
+        let mark = if code == 0 { "✓" } else { "✗" };
         let prefix = if self.mode == Mode::Human { mark } else { "atq:" };
+        let kept = if report.kept { format!(" (kept: `atq down {}` removes it)", report.task) } else { String::new() };
         err(&format!(
-            "{prefix} task {}: {workers} workers, {:.1}s, exit code {}{}",
-            outcome.task,
-            duration.as_secs_f64(),
+            "{prefix} task {}: {} workers, {:.1}s, master exit code {}{kept}{}",
+            report.task,
+            report.workers.len(),
+            report.duration.as_secs_f64(),
             outcome.exit_code,
-            if torn_down { String::new() } else { format!(" (kept: `atq down {}` removes it)", outcome.task) },
+            if u64::from(code) == u64::try_from(outcome.exit_code).unwrap_or(u64::MAX) {
+                String::new()
+            } else {
+                format!("; atq exits {code}")
+            },
         ));
-    }
-
-    /// The artifacts saved after a run.
-    pub fn artifacts(&mut self, task: &str, dir: &Path, files: &[PathBuf]) {
-        if self.mode == Mode::Json {
-            let value = json!({"event": "artifacts", "task": task, "dir": dir, "files": files});
-            out(&value.to_string());
-        } else {
-            err(&format!("atq: artifacts: {} file(s) in {}", files.len(), dir.display()));
-        }
-    }
-
-    /// Interrupted: clears the bars and says cleanup is under way.
-    pub fn interrupted(&mut self) {
-        self.finish_bar(None);
-        match self.mode {
-            Mode::Json => out(&json!({"event": "interrupted", "task": self.task}).to_string()),
-            _ => err("atq: interrupted: tearing down what was deployed (Ctrl-C again to abandon cleanup)"),
-        }
     }
 
     /// Clears any bar left (before an error is printed).
@@ -292,8 +304,59 @@ impl Drop for Display {
     }
 }
 
+/// A bar style, in colour unless `NO_COLOR` is set.
 fn style(template: &str) -> ProgressStyle {
-    ProgressStyle::with_template(template).expect("valid template").tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
+    let template = if no_color() { strip_colours(template) } else { template.to_owned() };
+    ProgressStyle::with_template(&template).expect("valid template").tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
+}
+
+/// `{spinner:.cyan}` → `{spinner}`, `{bar:20.cyan/blue}` → `{bar:20}`: indicatif's style parts dropped.
+fn strip_colours(template: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('}') else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let field = &rest[start + 1..start + end];
+        let plain = match field.split_once(':') {
+            Some((name, spec)) => match spec.split_once('.') {
+                Some((width, _)) if !width.is_empty() => format!("{name}:{width}"),
+                _ => name.to_owned(),
+            },
+            None => field.to_owned(),
+        };
+        out.push('{');
+        out.push_str(&plain);
+        out.push('}');
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The text with control characters shown instead of obeyed: C0 controls (but tab) in caret
+/// notation (`ESC` → `^[`), DEL as `^?`, C1 controls as U+FFFD.
+fn neutralised(text: &str) -> String {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => out.push(c),
+            '\u{7f}' => out.push_str("^?"),
+            c if (c as u32) < 0x20 => {
+                out.push('^');
+                out.push(char::from_u32(c as u32 ^ 0x40).unwrap_or('?'));
+            }
+            c if c.is_control() => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// One plain line per event (`None` for events not worth a line).
@@ -308,15 +371,21 @@ fn describe(event: &Event) -> Option<String> {
         Event::WorkersReady { addresses, .. } => {
             format!("{} workers running: {}", addresses.len(), short_list(addresses))
         }
+        Event::ProbeStarted { image, .. } => format!("wait command: probing the workers (image {image})"),
         Event::ProbeAttempt { attempt, result, .. } => {
-            format!("probe: attempt {attempt} did not pass: {}", one_line(result))
+            format!("wait command: try {attempt} did not pass: {}", one_line(result))
         }
-        Event::ProbePassed { attempts, .. } => format!("probe passed after {attempts} attempt(s)"),
+        Event::ProbePassed { attempts, .. } => format!("wait command passed after {attempts} try(s)"),
         Event::Delay { duration, .. } => format!("delay: waiting {:.1}s", duration.as_secs_f64()),
         Event::MasterCreated { service, .. } => format!("master {service} created"),
         Event::MasterRunning { .. } => "master running".into(),
         Event::MasterExited { exit_code, .. } => format!("master exited with code {exit_code}"),
-        Event::RollingBack { reason, .. } => format!("deploy failed, rolling back: {reason}"),
+        Event::ArtifactsSaved { dir, files, .. } => format!("artifacts: {files} file(s) in {dir}"),
+        Event::RollingBack { reason, .. } => format!("deploy failed, removing what it created: {reason}"),
+        Event::TeardownStarted { task } => format!("tearing down task {task}"),
+        Event::Interrupted { .. } => "interrupted: removing what was deployed (interrupt again to stop waiting)".into(),
+        Event::CleanupAbandoned { .. } => "cleanup abandoned: `atq prune` removes what is left".into(),
+        Event::Kept { task, reason } => format!("task {task} kept: {reason}"),
         Event::TornDown { task } => format!("task {task} torn down"),
         _ => return None,
     })
@@ -337,5 +406,25 @@ fn one_line(text: &str) -> String {
         format!("{}…", line.chars().take(80).collect::<String>())
     } else {
         line.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(neutralised("plain\ttext"), "plain\ttext");
+        assert_eq!(neutralised("\u{1b}[2J\u{1b}]0;owned\u{7}"), "^[[2J^[]0;owned^G");
+        assert_eq!(neutralised("a\u{7f}b\u{9b}c"), "a^?b\u{fffd}c");
+    }
+
+    #[test]
+    fn no_color_templates_keep_their_fields_and_widths() {
+        assert_eq!(
+            strip_colours("{spinner:.cyan} workers {pos}/{len} {bar:20.cyan/blue} {elapsed:.dim}"),
+            "{spinner} workers {pos}/{len} {bar:20} {elapsed}"
+        );
     }
 }

@@ -32,12 +32,15 @@ pub async fn director() -> Result<Director, CliError> {
 /// - `ATQ_FAKE_MASTER_LOGS`: what it prints on stdout first (lines separated by `\n`);
 /// - `ATQ_FAKE_MASTER_RUN_MS=N`: how long it runs before exiting (default 0);
 /// - `ATQ_FAKE_LATENCY_MS=N`: how long every replica stays pending (default 0);
+/// - `ATQ_FAKE_CALL_DELAY_MS=N`: how long every engine call takes (default 0);
 /// - `ATQ_FAKE_MASTER_ARTIFACTS`: files the master writes, one `PATH=CONTENT` a line
 ///   (`/atq/results/summary.txt=ok`).
 fn fake_cluster() -> FakeCluster {
     let number = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<i64>().ok());
     let millis = |name: &str| Duration::from_millis(number(name).and_then(|n| u64::try_from(n).ok()).unwrap_or(0));
-    let fake = FakeCluster::new().with_latency(millis("ATQ_FAKE_LATENCY_MS"));
+    let fake = FakeCluster::new()
+        .with_latency(millis("ATQ_FAKE_LATENCY_MS"))
+        .with_call_delay(millis("ATQ_FAKE_CALL_DELAY_MS"));
     let logs = std::env::var("ATQ_FAKE_MASTER_LOGS").unwrap_or_default();
     let script = Script::exits_after(number("ATQ_FAKE_MASTER_EXIT").unwrap_or(0), millis("ATQ_FAKE_MASTER_RUN_MS"))
         .stdout(logs.lines().map(str::to_owned).collect::<Vec<_>>());

@@ -23,13 +23,19 @@ pub enum CliError {
         /// Why.
         source: std::io::Error,
     },
-    /// SIGINT or SIGTERM arrived; cleanup has run.
-    Interrupted,
+    /// A signal arrived: with `abandoned`, a second one gave up waiting for the cleanup.
+    Interrupted {
+        /// Whether the cleanup was abandoned (a second signal).
+        abandoned: bool,
+    },
 }
 
 impl From<Error> for CliError {
     fn from(e: Error) -> Self {
-        CliError::Core(e)
+        match e {
+            Error::Interrupted { abandoned } => CliError::Interrupted { abandoned },
+            e => CliError::Core(e),
+        }
     }
 }
 
@@ -49,7 +55,12 @@ impl fmt::Display for CliError {
             CliError::Core(e) => write!(f, "{e}"),
             CliError::Invalid { file, error } => write_problems(f, file, error),
             CliError::Read { file, source } => write!(f, "cannot read task file {file}: {source}"),
-            CliError::Interrupted => write!(f, "interrupted; what was deployed has been torn down"),
+            CliError::Interrupted { abandoned: false } => {
+                write!(f, "interrupted; nothing of the task is left on the engine")
+            }
+            CliError::Interrupted { abandoned: true } => {
+                write!(f, "interrupted; cleanup abandoned: `atq prune` removes what is left")
+            }
         }
     }
 }

@@ -1,20 +1,18 @@
-//! `atq run` and `atq up`: deploy with progress, follow the master, clean up on interrupt.
+//! `atq run` and `atq up`: render the core's run stream; forward signals to its interrupt.
 //!
-//! Interrupts: the whole flow is one future raced against SIGINT/SIGTERM. When a signal wins,
-//! the flow is dropped: a deploy in progress rolls back (the core removes what its dropped
-//! future created) and a deployment tears down (dropping it does); the CLI then waits for
-//! those background cleanups (`Director::settled`) and exits 130. A second signal abandons the
-//! cleanup (`atq prune` removes what is left).
+//! Everything that happens — deploy, log following, waiting, artifacts, keep or teardown, what
+//! an interrupt does — is `atq_core::run`'s. This module parses the options into
+//! [`RunOptions`], forwards every SIGINT/SIGTERM/SIGHUP to the run's [`Interrupt`], and shows each
+//! item of the stream ([`Display`]).
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use atq_core::cluster::LogStream;
-use atq_core::{Director, Event, Task, ValidationError};
-use futures_util::stream::{self, Fuse, StreamExt};
+use atq_core::event::RunEventKind;
+use atq_core::run::{FollowLogs, Keep, RunItem, RunOptions};
+use atq_core::{DeployOptions, Director, Interrupt, Task, ValidationError};
+use futures_util::StreamExt;
 use serde_json::json;
-use tokio::sync::broadcast;
 
 use crate::cli::{RunArgs, UpArgs};
 use crate::display::{self, Display, Mode};
@@ -26,123 +24,72 @@ use crate::{engine, exit, taskfile};
 /// `./atq-artifacts/<task>/`.
 const DEFAULT_ARTIFACTS_DIR: &str = "atq-artifacts";
 
-/// How long to keep reading the master's log stream after it exited, for lines still in flight.
-const LOG_DRAIN: Duration = Duration::from_secs(2);
-
-/// Shows events and log lines while some future runs.
-struct Feed {
-    /// The director's events.
-    events: broadcast::Receiver<Event>,
-    /// False once the event channel closed (so it is not polled again).
-    events_open: bool,
-    /// The master's log stream, once followed (empty before).
-    logs: Fuse<LogStream>,
-    /// Where it all goes.
-    display: Display,
-}
-
-impl Feed {
-    fn new(director: &Director, display: Display) -> Self {
-        Feed { events: director.subscribe(), events_open: true, logs: no_logs(), display }
-    }
-
-    /// Runs `fut` to completion, showing events and log lines as they come.
-    async fn until<F: Future>(&mut self, fut: F) -> F::Output {
-        tokio::pin!(fut);
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        loop {
-            tokio::select! {
-                biased;
-                event = self.events.recv(), if self.events_open => self.on_event(event),
-                Some(line) = self.logs.next() => match line {
-                    Ok(line) => self.display.log(&line),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "the master's log stream failed; its logs are printed at exit");
-                        self.logs = no_logs();
-                    }
-                },
-                out = &mut fut => {
-                    self.drain_events();
-                    return out;
-                }
-                _ = tick.tick() => self.display.tick(),
-            }
-        }
-    }
-
-    fn on_event(&mut self, event: Result<Event, broadcast::error::RecvError>) {
-        match event {
-            Ok(event) => self.display.event(&event),
-            Err(broadcast::error::RecvError::Lagged(n)) => tracing::debug!(missed = n, "display lagged behind events"),
-            Err(broadcast::error::RecvError::Closed) => self.events_open = false,
-        }
-    }
-
-    /// Shows the events already sent.
-    fn drain_events(&mut self) {
-        while let Ok(event) = self.events.try_recv() {
-            self.display.event(&event);
-        }
-    }
-
-    /// Reads what is left of the log stream, for at most `limit`.
-    async fn drain_logs(&mut self, limit: Duration) {
-        let deadline = tokio::time::Instant::now() + limit;
-        while let Ok(Some(Ok(line))) = tokio::time::timeout_at(deadline, self.logs.next()).await {
-            self.display.log(&line);
-        }
-        self.logs = no_logs();
-    }
-}
-
-fn no_logs() -> Fuse<LogStream> {
-    let empty: LogStream = stream::empty().boxed();
-    empty.fuse()
-}
-
-/// Runs `flow`; on SIGINT/SIGTERM drops it, waits for the director's cleanups, and returns
-/// [`CliError::Interrupted`].
-async fn interruptible<T>(
-    director: &Director,
-    feed: &mut Feed,
-    signals: &mut Signals,
-    flow: impl AsyncFnOnce(&mut Feed) -> Result<T, CliError>,
-) -> Result<T, CliError> {
-    tokio::select! {
-        result = flow(feed) => return result,
-        () = signals.recv() => {}
-    }
-    // The flow is dropped here: its deploy rolls back, its deployment tears down, in the background.
-    feed.display.interrupted();
-    tokio::select! {
-        () = feed.until(director.settled()) => {}
-        () = signals.recv() => {
-            feed.display.clear();
-            display::err("atq: cleanup abandoned: `atq prune` removes what is left");
-        }
-    }
-    Err(CliError::Interrupted)
-}
-
-/// `atq run`: deploy, follow the master's logs while waiting for it, tear down, return its code.
+/// `atq run`: the whole run flow; exits by [`atq_core::RunReport::exit_code`].
 pub async fn run(args: RunArgs, signals: &mut Signals) -> Result<u8, CliError> {
     let mut task = taskfile::load(&args.file, args.name.as_deref(), signals).await?;
     let director = connect(signals).await?;
     if let Some(path) = &args.data {
         let id = tokio::select! {
             id = crate::data::push(&director, path, false, &args.split) => id?,
-            () = signals.recv() => return Err(CliError::Interrupted),
+            () = signals.recv() => return Err(CliError::Interrupted { abandoned: false }),
         };
         task = task.with_data_bundle(&id).map_err(|error| CliError::Invalid { file: "--data".into(), error })?;
     }
-    let mut feed = Feed::new(&director, Display::new(Mode::detect(args.json), task.name()));
-    let timeout = args.timeout.map(Duration::from_secs).or(task.run_timeout());
-    let keep = args.keep;
-    let artifacts = artifacts_dir(&task, args.artifacts)?;
-    interruptible(&director, &mut feed, signals, async |feed: &mut Feed| {
-        run_flow(&director, &task, keep, timeout, artifacts.as_deref(), feed).await
-    })
-    .await
+    let mut options =
+        RunOptions::new().follow_logs(if args.worker_logs { FollowLogs::All } else { FollowLogs::Master });
+    if let Some(secs) = args.timeout {
+        options = options.timeout(Duration::from_secs(secs));
+    }
+    if let Some(dir) = artifacts_dir(&task, args.artifacts)? {
+        options = options.artifacts_dir(dir);
+    }
+    options = options.keep(match (args.keep, args.keep_on_failure) {
+        (true, _) => Keep::Always,
+        (false, true) => Keep::OnFailure,
+        (false, false) => Keep::Never,
+    });
+
+    let mut display = Display::new(Mode::detect(args.json), task.name(), args.worker_logs);
+    let interrupt = Interrupt::new();
+    let mut stream = director.run_with(&task, options, interrupt.clone());
+    display.start();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let result = loop {
+        tokio::select! {
+            item = stream.next() => match item {
+                Some(RunItem::Event(event)) => match &event.kind {
+                    RunEventKind::Progress(progress) => display.event(progress, &event),
+                    RunEventKind::Log(line) => display.log(line, &event),
+                    _ => {}
+                },
+                Some(RunItem::Done(result)) => break result,
+                None => break Err(atq_core::Error::Cancelled("the run ended without a result".into())),
+            },
+            () = signals.recv() => interrupt.trigger(),
+            _ = tick.tick() => display.tick(),
+        }
+    };
+    match result {
+        Ok(report) => {
+            display.report(&report);
+            let code = report.exit_code();
+            if i64::from(code) != report.outcome.exit_code && report.outcome.exit_code != 0 {
+                display::err(&format!(
+                    "atq: the master's exit code {} is outside 0..=255: exiting {code}",
+                    report.outcome.exit_code
+                ));
+            }
+            Ok(code)
+        }
+        Err(atq_core::Error::Interrupted { .. }) => {
+            display.clear();
+            Err(CliError::Interrupted { abandoned: interrupt.count() >= 2 })
+        }
+        Err(e) => {
+            display.clear();
+            Err(e.into())
+        }
+    }
 }
 
 /// Where to save the task's artifacts: `--artifacts`, else `./atq-artifacts/<task>/` when the
@@ -162,66 +109,49 @@ fn artifacts_dir(task: &Task, flag: Option<PathBuf>) -> Result<Option<PathBuf>, 
     }
 }
 
-async fn run_flow(
-    director: &Director,
-    task: &Task,
-    keep: bool,
-    timeout: Option<Duration>,
-    artifacts: Option<&Path>,
-    feed: &mut Feed,
-) -> Result<u8, CliError> {
-    let started = Instant::now();
-    feed.display.start();
-    let deployment = feed.until(director.deploy(task)).await?;
-    match deployment.logs(true).await {
-        Ok(logs) => feed.logs = logs.fuse(),
-        Err(e) => tracing::warn!(error = %e, "cannot follow the master's logs; they are printed at exit"),
-    }
-    let outcome = feed.until(deployment.wait(timeout)).await;
-    feed.drain_logs(LOG_DRAIN).await;
-    // Artifacts are read from the master's container, so before teardown removes it.
-    let saved = match (&outcome, artifacts) {
-        (Ok(_), Some(dir)) => Some(feed.until(deployment.save_artifacts(dir)).await.map(|files| (dir, files))),
-        _ => None,
-    };
-    let workers = deployment.workers().len();
-    let teardown = if keep {
-        deployment.keep();
-        Ok(())
-    } else {
-        let result = feed.until(deployment.teardown()).await;
-        drop(deployment);
-        result
-    };
-    let outcome = outcome?;
-    feed.display.rest_of_logs(&outcome);
-    teardown?;
-    feed.display.outcome(&outcome, workers, started.elapsed(), !keep);
-    if let Some(saved) = saved {
-        let (dir, files) = saved?;
-        feed.display.artifacts(&outcome.task, dir, &files);
-    }
-    let code = exit::of_master(outcome.exit_code);
-    if i64::from(code) != outcome.exit_code {
-        display::err(&format!("atq: the master's exit code {} is outside 0..=255: exiting {code}", outcome.exit_code));
-    }
-    Ok(code)
-}
-
-/// `atq up`: deploy, print the task name and worker addresses, leave it running.
+/// `atq up`: deploy (detached, so `prune` leaves it until its expiry), print the task name and
+/// worker addresses, leave it running.
 pub async fn up(args: UpArgs, signals: &mut Signals) -> Result<u8, CliError> {
     let task = taskfile::load(&args.file, args.name.as_deref(), signals).await?;
     let director = connect(signals).await?;
     let mode = Mode::detect(args.json);
-    let mut feed = Feed::new(&director, Display::new(mode, task.name()));
-    let deployment = interruptible(&director, &mut feed, signals, async |feed: &mut Feed| {
-        feed.display.start();
-        Ok(feed.until(director.deploy(&task)).await?)
-    })
-    .await?;
-    feed.display.clear();
+    let mut display = Display::new(mode, task.name(), false);
+    let mut events = director.subscribe();
+    let interrupt = Interrupt::new();
+    display.start();
+    let deploy = director.deploy_interruptible(&task, DeployOptions::new().detached(true), &interrupt);
+    tokio::pin!(deploy);
+    let result = loop {
+        tokio::select! {
+            biased;
+            Ok(event) = events.recv() => {
+                let stamped = atq_core::event::RunEvent::progress(event.clone());
+                display.event(&event, &stamped);
+            }
+            result = &mut deploy => break result,
+            () = signals.recv() => interrupt.trigger(),
+        }
+    };
+    while let Ok(event) = events.try_recv() {
+        let stamped = atq_core::event::RunEvent::progress(event.clone());
+        display.event(&event, &stamped);
+    }
+    let deployment = match result {
+        Ok(d) => d,
+        Err(atq_core::Error::Interrupted { .. }) => {
+            display.clear();
+            return Err(CliError::Interrupted { abandoned: interrupt.count() >= 2 });
+        }
+        Err(e) => {
+            display.clear();
+            return Err(e.into());
+        }
+    };
+    display.clear();
     if mode == Mode::Json {
-        display::out(&json!({"event": "up", "task": deployment.name(), "workers": deployment.workers()}).to_string());
+        let mut value = json!({"event": "up", "task": deployment.name(), "workers": deployment.workers()});
+        atq_core::event::stamp(&mut value, std::time::SystemTime::now());
+        display::out(&value.to_string());
     } else {
         display::out(deployment.name());
         for address in deployment.workers() {
@@ -237,6 +167,6 @@ pub async fn up(args: UpArgs, signals: &mut Signals) -> Result<u8, CliError> {
 async fn connect(signals: &mut Signals) -> Result<Director, CliError> {
     tokio::select! {
         director = engine::director() => director,
-        () = signals.recv() => Err(CliError::Interrupted),
+        () = signals.recv() => Err(CliError::Interrupted { abandoned: false }),
     }
 }

@@ -25,7 +25,7 @@ pub async fn load(path: &Path, name: Option<&str>, signals: &mut Signals) -> Res
             source: std::io::Error::other(format!("reading the task file failed: {e}")),
         }))),
         // The blocking thread is abandoned: the process exits without waiting for it.
-        () = signals.recv() => Err(CliError::Interrupted),
+        () = signals.recv() => Err(CliError::Interrupted { abandoned: false }),
     }
 }
 

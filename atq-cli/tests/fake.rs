@@ -84,9 +84,20 @@ fn run_json_prints_one_object_per_line_ending_with_the_outcome() {
     assert_eq!(logs, ["one", "two"]);
     let outcome = lines.last().unwrap();
     assert_eq!(outcome["event"], "outcome");
-    assert_eq!(outcome["exit_code"], 5);
+    assert_eq!(outcome["exit_code"], 5, "atq's exit code");
+    assert_eq!(outcome["outcome"]["exit_code"], 5, "the master's");
     assert_eq!(outcome["task"], "fake");
-    assert_eq!(outcome["torn_down"], true);
+    assert_eq!(outcome["kept"], false);
+    // Every line says the schema and its time; log lines name their replica and stream.
+    assert!(
+        lines.iter().all(|l| l["schema"] == 1 && l["time"].as_str().is_some_and(|t| t.ends_with('Z'))),
+        "{lines:?}"
+    );
+    let log = lines.iter().find(|l| l["event"] == "log").unwrap();
+    assert_eq!(
+        (log["role"].as_str(), log["replica"].as_u64(), log["stream"].as_str()),
+        (Some("master"), Some(1), Some("stdout"))
+    );
 }
 
 #[test]
@@ -205,7 +216,7 @@ fn ctrl_c_during_deploy_exits_130() {
     let lines = rest(reader);
     assert_eq!(child.wait().unwrap().code(), Some(130));
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(events(&lines).ends_with(&["interrupted", "error"]), "{lines:?}");
+    assert!(events(&lines).ends_with(&["interrupted", "teardown_started", "torn_down", "error"]), "{lines:?}");
     assert_eq!(lines.last().unwrap()["exit_code"], 130);
 }
 
@@ -219,7 +230,7 @@ fn sigterm_while_the_master_runs_tears_down_and_exits_130() {
     assert!(status.success());
     let lines = rest(reader);
     assert_eq!(child.wait().unwrap().code(), Some(130));
-    assert!(events(&lines).ends_with(&["interrupted", "torn_down", "error"]), "{lines:?}");
+    assert!(events(&lines).ends_with(&["interrupted", "teardown_started", "torn_down", "error"]), "{lines:?}");
 }
 
 fn data_dir() -> tempfile::TempDir {
@@ -325,9 +336,11 @@ fn run_json_reports_the_artifacts_saved() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let lines = json_lines(&out.stdout);
+    let saved = lines.iter().find(|l| l["event"] == "artifacts_saved").expect("an artifacts_saved event");
+    assert_eq!(saved["files"], 2);
     let last = lines.last().unwrap();
-    assert_eq!(last["event"], "artifacts", "{lines:?}");
-    assert_eq!(last["files"].as_array().unwrap().len(), 2);
+    assert_eq!(last["event"], "outcome", "{lines:?}");
+    assert_eq!(last["artifacts"].as_array().unwrap().len(), 2);
 }
 
 #[test]
@@ -349,4 +362,76 @@ fn the_artifacts_flag_on_a_task_without_artifacts_is_refused_before_deploying() 
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("artifacts: /atq/results"), "{stderr}");
     assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn sighup_while_the_master_runs_tears_down_like_sigint() {
+    let (_dir, path) = task_file();
+    let path = path.to_str().unwrap();
+    let (mut child, reader) =
+        spawn_until(&["run", "--json", path], &[("ATQ_FAKE_MASTER_RUN_MS", "60000")], "master_running");
+    let status = std::process::Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let lines = rest(reader);
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(events(&lines).ends_with(&["interrupted", "teardown_started", "torn_down", "error"]), "{lines:?}");
+}
+
+/// A second interrupt gives up waiting for the cleanup and says so once, never that the task
+/// was torn down.
+#[test]
+fn a_second_interrupt_abandons_the_cleanup_with_one_consistent_message() {
+    let (_dir, path) = task_file();
+    let path = path.to_str().unwrap();
+    let env = [("ATQ_FAKE_MASTER_RUN_MS", "60000"), ("ATQ_FAKE_CALL_DELAY_MS", "400")];
+    let (child, reader) = spawn_until(&["run", "--json", path], &env, "master_running");
+    interrupt(&child);
+    std::thread::sleep(Duration::from_millis(200));
+    interrupt(&child);
+    let lines = rest(reader);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let names = events(&lines);
+    assert!(names.ends_with(&["cleanup_abandoned", "error"]), "{names:?}");
+    assert!(!names.contains(&"torn_down"), "{names:?}");
+    let message = lines.last().unwrap()["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("abandoned") && message.contains("atq prune"), "{message}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!stderr.contains("torn down") && !stderr.contains("nothing of the task is left"), "{stderr}");
+}
+
+#[test]
+fn keep_on_failure_keeps_a_failed_run_and_tears_a_passing_one_down() {
+    let (_dir, path) = task_file();
+    let out = atq()
+        .args(["run", "--json", "--keep-on-failure"])
+        .arg(&path)
+        .env("ATQ_FAKE_MASTER_EXIT", "3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let lines = json_lines(&out.stdout);
+    assert_eq!(lines.last().unwrap()["kept"], true);
+    assert!(events(&lines).contains(&"kept"), "{lines:?}");
+    assert!(!events(&lines).contains(&"torn_down"));
+    let out = atq().args(["run", "--json", "--keep-on-failure"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let lines = json_lines(&out.stdout);
+    assert_eq!(lines.last().unwrap()["kept"], false);
+    assert!(events(&lines).contains(&"torn_down"));
+}
+
+#[test]
+fn every_phase_has_a_plain_progress_line_teardown_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("task.yaml");
+    std::fs::write(&path, format!("{TASK}waitCommand:\n  command: \"true\"\n")).unwrap();
+    let out = atq().arg("run").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    for phase in
+        ["wait command: probing", "wait command passed", "master running", "tearing down task fake", "torn down"]
+    {
+        assert!(stderr.contains(phase), "no {phase:?} in {stderr}");
+    }
 }

@@ -1,20 +1,26 @@
 //! The handle of a deployed task: [`Deployment`], and what its master did: [`Outcome`].
 
 use std::net::IpAddr;
-use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde::Serialize;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
-use crate::cluster::{LabelSelector, LogOptions, LogStream, Replica, ReplicaState, ResourceKind};
-use crate::director::{collect_logs, remove_resources, replica_failed, Director, PollInterval};
-use crate::error::{Error, Result};
-use crate::event::Event;
-use crate::labels;
+use crate::cleanup;
+use crate::cluster::{LogOptions, LogStream, Replica, ReplicaState, ResourceKind};
+use crate::context::Context;
+use crate::director::inventory::failed_to_start;
+use crate::error::{Error, Phase, Result};
+use crate::event::{Event, RunEvent};
 use crate::task::Task;
+use crate::wait::{self, conditions};
+
+/// How many of the master's last log lines an [`Outcome`] keeps by default.
+pub const DEFAULT_LOG_TAIL: usize = 1000;
 
 /// What the master did, once it exited.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -25,9 +31,15 @@ pub struct Outcome {
     pub exit_code: i64,
     /// The master replica's final state (`complete` or `failed`).
     pub state: ReplicaState,
-    /// The engine's message about the master, if it failed ("task: non-zero exit (3)").
+    /// The engine's message about the master, if it failed ("task: non-zero exit (3)", or why it
+    /// could not start: `exec: "/atq/data/run.sh": permission denied`).
     pub error: Option<String>,
-    /// The master's logs (stdout and stderr, in order), a line per log line.
+    /// Whether the master never started its program (the engine could not start the container);
+    /// `error` says why.
+    pub failed_to_start: bool,
+    /// The master's last log lines (stdout and stderr, in order), a line per log line: at most
+    /// [`DEFAULT_LOG_TAIL`] unless asked otherwise; the whole log streams as it comes with
+    /// [`Director::run_with`](crate::Director::run_with).
     pub logs: String,
     /// Workers that stopped while the master ran (died, were killed, exited).
     pub failed_workers: Vec<Replica>,
@@ -43,33 +55,97 @@ impl Outcome {
     }
 }
 
+/// The master's replica once it exited, and the workers that stopped meanwhile.
+pub(crate) struct Exit {
+    pub(crate) master: Replica,
+    pub(crate) failed_workers: Vec<Replica>,
+    pub(crate) waited: Duration,
+}
+
+impl Exit {
+    /// The outcome, with `logs` as its log tail.
+    pub(crate) fn into_outcome(self, task: &str, logs: String) -> Result<Outcome> {
+        let service = format!("{task} master");
+        let Some(exit_code) = self.master.exit_code else {
+            return Err(conditions::replica_failed(&service, &self.master));
+        };
+        let error = self.master.error.filter(|e| !e.is_empty());
+        Ok(Outcome {
+            task: task.to_owned(),
+            exit_code,
+            state: self.master.state,
+            failed_to_start: failed_to_start(error.as_deref()).is_some(),
+            error,
+            logs,
+            failed_workers: self.failed_workers,
+            waited: self.waited,
+        })
+    }
+}
+
+/// Where a handle stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handle {
+    /// Deployed; removed on drop.
+    Live,
+    /// Removed.
+    TornDown,
+    /// Left on the engine on purpose.
+    Kept,
+}
+
 /// A deployed task: its workers run and its master has started.
 ///
 /// Call [`teardown`](Deployment::teardown) when done. Dropping a deployment that was neither
-/// torn down nor [kept](Deployment::keep) tears it down in the background (tracked by
-/// [`Director::settled`]), so a test that panics still leaves nothing behind.
+/// torn down nor [kept](Deployment::keep) removes it on atq's cleanup thread (tracked by
+/// [`Director::settled`](crate::Director::settled)), whatever runtime is left: a test that panics
+/// under `#[tokio::test]` still leaves nothing behind.
 #[derive(Debug)]
 pub struct Deployment {
-    director: Director,
+    /// The cluster, events and background cleanups it shares with its director.
+    ctx: Arc<Context>,
     task: Task,
     workers: Vec<IpAddr>,
+    /// The value of the deploy label on everything this deploy created: the teardown selects by
+    /// it, so a stale handle never touches a newer task of the same name.
+    deploy_id: String,
     /// What the deploy created (kind, id), in creation order.
     created: Vec<(ResourceKind, String)>,
-    /// The task's slot in the director's queue; released at teardown.
+    /// The task's slot in the director's queue; released once torn down or kept.
     permit: Mutex<Option<OwnedSemaphorePermit>>,
-    /// Set once torn down or kept, so `Drop` does nothing.
-    done: Mutex<bool>,
+    /// Live until a teardown succeeds (a failed one can be retried) or it is kept.
+    handle: Mutex<Handle>,
+    /// Where the events of this deployment also go (the run flow that made it).
+    sink: Option<mpsc::UnboundedSender<RunEvent>>,
 }
 
 impl Deployment {
     pub(crate) fn new(
-        director: Director,
+        ctx: Arc<Context>,
         task: Task,
         workers: Vec<IpAddr>,
+        deploy_id: String,
         created: Vec<(ResourceKind, String)>,
         permit: OwnedSemaphorePermit,
+        sink: Option<mpsc::UnboundedSender<RunEvent>>,
     ) -> Self {
-        Deployment { director, task, workers, created, permit: Mutex::new(Some(permit)), done: Mutex::new(false) }
+        Deployment {
+            ctx,
+            task,
+            workers,
+            deploy_id,
+            created,
+            permit: Mutex::new(Some(permit)),
+            handle: Mutex::new(Handle::Live),
+            sink,
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        if let Some(sink) = &self.sink {
+            let _ = sink.send(RunEvent::progress(event.clone()));
+        }
+        self.ctx.emit(event);
     }
 
     /// The task's name.
@@ -90,260 +166,159 @@ impl Deployment {
         &self.workers
     }
 
-    /// Waits for the master to exit (at most `timeout`, if given) and returns what it did,
-    /// with its logs and any worker that stopped meanwhile.
+    /// The id of this deploy: the value of [`labels::DEPLOY`](crate::labels::DEPLOY) on every object it created.
+    #[must_use]
+    pub fn deploy_id(&self) -> &str {
+        &self.deploy_id
+    }
+
+    /// Waits for the master to exit (at most `timeout`, if given) and returns what it did, with
+    /// its last [`DEFAULT_LOG_TAIL`] log lines and any worker that stopped meanwhile.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] (phase [`Phase::Run`]) when `timeout` passes first;
+    /// [`Error::TaskNotFound`] when the master is gone (the task was removed meanwhile).
     pub async fn wait(&self, timeout: Option<Duration>) -> Result<Outcome> {
-        let inner = &self.director.inner;
-        let cluster = &inner.cluster;
-        let service = self.task.master_service_name();
-        let network = self.task.network_name();
+        let exit = self.wait_exit(timeout).await?;
+        let logs = self.logs_text_tail(DEFAULT_LOG_TAIL).await?;
+        exit.into_outcome(self.name(), logs)
+    }
+
+    /// Waits for the master to exit; what [`wait`](Self::wait) does, without reading its logs.
+    pub(crate) async fn wait_exit(&self, timeout: Option<Duration>) -> Result<Exit> {
         let started = Instant::now();
-        let mut interval = inner.poll.min;
-        let master = loop {
-            let asked = Instant::now();
-            let replicas = cluster.replicas(&service, &network).await?;
-            let took = asked.elapsed();
-            match replicas.into_iter().next() {
-                Some(r) if r.state.is_terminal() => break r,
-                Some(_) => {}
-                None => return Err(Error::TaskNotFound { name: self.name().to_owned() }),
-            }
-            if let Some(limit) = timeout {
-                if started.elapsed() >= limit {
-                    return Err(Error::Timeout {
-                        phase: crate::error::Phase::Run,
-                        waited: limit,
-                        missing: "the master is still running".into(),
-                    });
-                }
-            }
-            let mut pause = PollInterval::pause(interval, took);
-            if let Some(limit) = timeout {
-                pause = pause.min(limit.saturating_sub(started.elapsed()));
-            }
-            tokio::time::sleep(pause).await;
-            interval = inner.poll.next(interval);
-        };
-        let Some(exit_code) = master.exit_code else {
-            return Err(replica_failed(&service, &master));
-        };
-        let logs = collect_logs(cluster.logs(&service, &LogOptions::all()).await?).await?;
-        let mut failed_workers: Vec<Replica> = cluster
-            .replicas(&self.task.worker_service_name(), &network)
+        let name = self.name().to_owned();
+        let master = wait::replicas_until(
+            &*self.ctx.cluster,
+            &self.task.master_service_name(),
+            &self.task.network_name(),
+            self.ctx.poll,
+            timeout.map(wait::deadline_in),
+            Phase::Run,
+            conditions::exited(move || Error::TaskNotFound { name: name.clone() }),
+        )
+        .await?;
+        let mut failed_workers: Vec<Replica> = self
+            .ctx
+            .cluster
+            .replicas(&self.task.worker_service_name(), &self.task.network_name())
             .await?
             .into_iter()
             .filter(|r| r.state.is_terminal())
             .collect();
         failed_workers.sort_by_key(|r| r.slot);
-        self.director.emit(Event::MasterExited { task: self.name().to_owned(), exit_code });
-        Ok(Outcome {
-            task: self.name().to_owned(),
-            exit_code,
-            state: master.state,
-            error: master.error.filter(|e| !e.is_empty()),
-            logs,
-            failed_workers,
-            waited: started.elapsed(),
-        })
+        if let Some(exit_code) = master.exit_code {
+            self.emit(Event::MasterExited { task: self.name().to_owned(), exit_code });
+        }
+        Ok(Exit { master, failed_workers, waited: started.elapsed() })
     }
 
     /// The master's logs: what it printed so far, or with `follow`, also what it prints next,
     /// until it exits.
     pub async fn logs(&self, follow: bool) -> Result<LogStream> {
-        self.director
-            .inner
-            .cluster
-            .logs(&self.task.master_service_name(), &LogOptions { follow, ..LogOptions::default() })
-            .await
+        let options = LogOptions { follow, ..LogOptions::default() };
+        self.ctx.cluster.logs(&self.task.master_service_name(), &options).await
     }
 
     /// The master's logs so far, as text (a line per log line).
     pub async fn logs_text(&self) -> Result<String> {
-        collect_logs(self.logs(false).await?).await
+        collect_logs(self.logs(false).await?, usize::MAX).await
     }
 
-    /// The master's artifacts: a tar archive of the task's [`artifacts`](Task::artifacts)
-    /// directory in the master's container, as the engine returns it (entries named
-    /// `results/…` for `/atq/results`), or None when the task asks for no artifacts.
+    /// The master's last `n` log lines, as text.
+    async fn logs_text_tail(&self, n: usize) -> Result<String> {
+        let options = LogOptions { tail: Some(n), ..LogOptions::default() };
+        collect_logs(self.ctx.cluster.logs(&self.task.master_service_name(), &options).await?, n).await
+    }
+
+    /// Writes the master's artifacts — the task's [`artifacts`](Task::artifacts) directory in its
+    /// container — into `dir` (created if needed) and returns the files written, in archive
+    /// order; an empty list when the task asks for none. See [`crate::artifacts`] for how the
+    /// archive is bounded and checked.
     ///
     /// Call it once the master exited (after [`wait`](Self::wait)) and before
     /// [`teardown`](Self::teardown), which removes the container.
     ///
     /// # Errors
-    /// [`Error::ArtifactsNotFound`] when the master wrote nothing there; an
-    /// [`Error::Engine`] when the archive is larger than
-    /// [`MAX_ARCHIVE_BYTES`](crate::cluster::MAX_ARCHIVE_BYTES).
-    pub async fn artifacts(&self) -> Result<Option<Vec<u8>>> {
-        let Some(dir) = self.task.artifacts() else {
-            return Ok(None);
+    /// [`Error::ArtifactsNotFound`] when the master wrote nothing there;
+    /// [`Error::UnsafeArtifact`] for an archive entry that would escape `dir`.
+    pub async fn save_artifacts(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let Some(path) = self.task.artifacts() else {
+            return Ok(Vec::new());
         };
-        let cluster = &self.director.inner.cluster;
-        let service = self.task.master_service_name();
-        let replicas = cluster.replicas(&service, &self.task.network_name()).await?;
+        let cluster = &self.ctx.cluster;
+        let replicas = cluster.replicas(&self.task.master_service_name(), &self.task.network_name()).await?;
         let Some(master) = replicas.into_iter().next() else {
             return Err(Error::TaskNotFound { name: self.name().to_owned() });
         };
         let Some(container) = master.container_id.as_deref() else {
-            return Err(Error::NotFound {
-                kind: "container",
-                name: format!("{} (the master has none yet)", master.name),
-            });
+            return Err(Error::ArtifactsNotFound { path: path.to_owned() });
         };
-        match cluster.copy_from_replica(container, dir).await {
-            Ok(archive) => Ok(Some(archive)),
-            Err(Error::NotFound { kind: "path", .. }) => Err(Error::ArtifactsNotFound { path: dir.to_owned() }),
-            Err(other) => Err(other),
-        }
-    }
-
-    /// Writes the master's [`artifacts`](Self::artifacts) into `dir` (created if needed) and
-    /// returns the files written, in archive order; an empty list when the task asks for none.
-    ///
-    /// Paths are relative to the artifacts directory: `/atq/results/sub/data.csv` lands in
-    /// `dir/sub/data.csv`. The archive comes from a container, so it is not trusted: an entry
-    /// that is absolute, has a `..` component, or is a link (symbolic or hard) is refused
-    /// before anything is written, and nothing is ever written outside `dir`.
-    pub async fn save_artifacts(&self, dir: &Path) -> Result<Vec<PathBuf>> {
-        match self.artifacts().await? {
-            Some(archive) => unpack_artifacts(&archive, dir),
-            None => Ok(Vec::new()),
-        }
-    }
-
-    /// Removes everything the task created. Idempotent: a second call does nothing.
-    pub async fn teardown(&self) -> Result<()> {
-        {
-            let mut done = self.done.lock().expect("lock");
-            if *done {
-                return Ok(());
+        let archive = match cluster.copy_from_replica(container, path).await {
+            Ok(archive) => archive,
+            Err(Error::NotFound { kind: "path", .. }) => {
+                return Err(Error::ArtifactsNotFound { path: path.to_owned() })
             }
-            *done = true;
+            Err(other) => return Err(other),
+        };
+        crate::artifacts::save(archive, dir).await
+    }
+
+    /// Removes everything this deploy created. Once it succeeded, a second call does nothing; a
+    /// teardown that failed half-way ([`Error::TeardownIncomplete`], naming what is left) is
+    /// retried in full by the next call.
+    pub async fn teardown(&self) -> Result<()> {
+        if *self.handle.lock().unwrap_or_else(PoisonError::into_inner) != Handle::Live {
+            return Ok(());
         }
-        let result = teardown_task(&self.director, self.name(), &self.created).await;
-        self.permit.lock().expect("lock").take();
-        result
+        self.emit(Event::TeardownStarted { task: self.name().to_owned() });
+        cleanup::remove_deploy(&*self.ctx.cluster, self.name(), &self.deploy_id, &self.created).await?;
+        *self.handle.lock().unwrap_or_else(PoisonError::into_inner) = Handle::TornDown;
+        self.permit.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.emit(Event::TornDown { task: self.name().to_owned() });
+        Ok(())
     }
 
     /// Leaves the task on the engine (no teardown on drop); `atq down NAME` or `prune` removes
     /// it later. Frees its slot in the director's queue.
     pub fn keep(self) {
-        *self.done.lock().expect("lock") = true;
-        self.permit.lock().expect("lock").take();
+        *self.handle.lock().unwrap_or_else(PoisonError::into_inner) = Handle::Kept;
+        self.permit.lock().unwrap_or_else(PoisonError::into_inner).take();
     }
 }
 
-/// What one archive entry becomes: a directory or a file, at a path relative to the target.
-enum Planned {
-    Dir(PathBuf),
-    File(PathBuf, Vec<u8>),
-}
-
-/// Unpacks an artifacts archive into `dir`, dropping the first path component (the
-/// artifacts directory's own name). Every entry is checked before anything is written.
-pub(crate) fn unpack_artifacts(archive: &[u8], dir: &Path) -> Result<Vec<PathBuf>> {
-    let bad = |message: String| Error::engine("save artifacts to", dir.display().to_string(), message);
-    let io = |path: &Path, source: std::io::Error| Error::Io { path: path.display().to_string(), source };
-    let mut planned = Vec::new();
-    let mut tar = tar::Archive::new(archive);
-    for entry in tar.entries().map_err(|e| bad(format!("not a tar archive: {e}")))? {
-        let mut entry = entry.map_err(|e| bad(format!("broken tar archive: {e}")))?;
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let mut relative = PathBuf::new();
-        for (i, component) in Path::new(&raw).components().enumerate() {
-            match component {
-                Component::Normal(part) if i > 0 => relative.push(part),
-                Component::Normal(_) | Component::CurDir => {}
-                Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
-                    return Err(Error::UnsafeArtifact {
-                        entry: raw,
-                        reason: "it points outside the artifacts directory; nothing was saved".into(),
-                    });
-                }
-            }
-        }
-        let kind = entry.header().entry_type();
-        if kind.is_symlink() || kind.is_hard_link() {
-            return Err(Error::UnsafeArtifact {
-                entry: raw,
-                reason: "it is a link, and atq saves plain files only; nothing was saved".into(),
-            });
-        }
-        if kind.is_dir() {
-            planned.push(Planned::Dir(relative));
-        } else if kind.is_file() {
-            if relative.as_os_str().is_empty() {
-                // The artifacts path was a file: keep its name.
-                relative = Path::new(&raw).file_name().map(PathBuf::from).unwrap_or_default();
-            }
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut entry, &mut data).map_err(|e| bad(format!("broken tar archive: {e}")))?;
-            planned.push(Planned::File(relative, data));
-        }
-        // Other entries (devices, fifos, pax headers) are skipped.
-    }
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let mut written = Vec::new();
-    for item in planned {
-        match item {
-            Planned::Dir(relative) => {
-                let path = dir.join(relative);
-                std::fs::create_dir_all(&path).map_err(|e| io(&path, e))?;
-            }
-            Planned::File(relative, data) => {
-                let path = dir.join(relative);
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-                }
-                // A link already in `dir` is not followed: it is replaced by the file.
-                if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
-                    std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
-                }
-                std::fs::write(&path, data).map_err(|e| io(&path, e))?;
-                written.push(path);
-            }
+/// Reads a finite log stream into one string, a line per log line, keeping the last `keep` lines.
+pub(crate) async fn collect_logs(mut stream: LogStream, keep: usize) -> Result<String> {
+    let mut lines = std::collections::VecDeque::new();
+    while let Some(line) = stream.next().await {
+        lines.push_back(line?.text);
+        if lines.len() > keep {
+            lines.pop_front();
         }
     }
-    Ok(written)
-}
-
-/// Removes the task's objects: what the deploy recorded, plus anything else carrying its label.
-async fn teardown_task(director: &Director, name: &str, created: &[(ResourceKind, String)]) -> Result<()> {
-    let cluster = &*director.inner.cluster;
-    let selector = LabelSelector::new().eq(labels::MANAGED, "true").eq(labels::TASK, name);
-    let mut resources = Vec::new();
-    for kind in [ResourceKind::Service, ResourceKind::Config, ResourceKind::Network] {
-        resources.extend(cluster.list_resources(kind, &selector).await?);
+    let mut out = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for line in lines {
+        out.push_str(&line);
+        out.push('\n');
     }
-    // Objects recorded by id but (for whatever reason) not found by label are removed too.
-    for (kind, id) in created {
-        if !resources.iter().any(|r| &r.id == id) {
-            resources.push(crate::cluster::Resource {
-                kind: *kind,
-                id: id.clone(),
-                name: id.clone(),
-                labels: Default::default(),
-                created_unix: None,
-            });
-        }
-    }
-    remove_resources(cluster, resources).await?;
-    director.emit(Event::TornDown { task: name.to_owned() });
-    Ok(())
+    Ok(out)
 }
 
 impl Drop for Deployment {
     fn drop(&mut self) {
-        let done = self.done.get_mut().map(|d| *d).unwrap_or(true);
-        if done {
+        let handle = *self.handle.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if handle != Handle::Live {
             return;
         }
-        let director = self.director.clone();
-        let name = self.name().to_owned();
+        let cluster = self.ctx.cluster.clone();
+        let (task, deploy_id) = (self.name().to_owned(), self.deploy_id.clone());
         let created = std::mem::take(&mut self.created);
-        let permit = self.permit.get_mut().ok().and_then(Option::take);
-        director.inner.background.clone().spawn(async move {
-            if let Err(e) = teardown_task(&director, &name, &created).await {
-                tracing::warn!(task = %name, error = %e, "teardown on drop failed; `atq prune` will remove what is left");
+        let permit = self.permit.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        let ctx = self.ctx.clone();
+        self.ctx.background.spawn(async move {
+            match cleanup::remove_deploy(&*cluster, &task, &deploy_id, &created).await {
+                Ok(()) => ctx.emit(Event::TornDown { task }),
+                Err(e) => tracing::warn!(task, error = %e, "teardown on drop failed; `atq prune` removes what is left"),
             }
             drop(permit);
         });

@@ -37,7 +37,8 @@ pub const BUNDLE_BYTES: &str = "io.atq.bundle-bytes";
 pub const REPLICAS: &str = "io.atq.replicas";
 
 /// What an engine object is for, stored under [`ROLE`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// The task's overlay network.
     Network,

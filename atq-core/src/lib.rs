@@ -39,9 +39,16 @@
 //!   `document` module turns the text into a tree of values that remember their line).
 //! - [`cluster`]: the [`Cluster`] port to a container engine, with [`SwarmCluster`] (bollard)
 //!   and [`FakeCluster`] (in memory). It knows engines, not tasks.
-//! - [`director`]: all orchestration — deploy, wait, rollback, teardown, list, prune, the queue.
-//! - [`deployment`]: the handle of a deployed task ([`Deployment`], [`Outcome`]).
-//! - [`event`]: the progress stream ([`Event`]).
+//! - [`director`]: the facade of all orchestration ([`Director`]): the deploy [`director::plan`],
+//!   the [`director::probe`] (wait command), the [`director::inventory`] (list, inspect, prune)
+//!   and the queue.
+//! - [`run`]: the run flow — deploy, follow logs, wait, artifacts, keep or tear down — as one
+//!   stream every front renders ([`Director::run_with`]), with the interrupt protocol.
+//! - [`wait`]: waiting as a concept: one condition-driven wait with deadlines and one backoff.
+//! - [`cleanup`]: the one removal path (rollback, teardown, drop, prune) and atq's cleanup thread.
+//! - [`deployment`]: the handle of a deployed task ([`Deployment`], [`Outcome`]); [`artifacts`]:
+//!   its master's files, copied out safely.
+//! - [`event`]: the progress stream ([`Event`]) and the timestamped run events ([`event::RunEvent`]).
 //! - [`discovery`]: worker addresses by DNS (`tasks.<service>`) from inside the task network.
 //! - [`data`]: data bundles ([`DataBundle`]) shipped to every replica under `/atq/data`, and
 //!   [`data::shard`]: CSV files split across the workers, one slice each.
@@ -50,7 +57,10 @@
 //!   decision ([`prune::decide`]) of whether `prune` may remove a task.
 //! - [`error`]: the one [`Error`] type.
 
+pub mod artifacts;
+pub mod cleanup;
 pub mod cluster;
+mod context;
 pub mod data;
 pub mod deployment;
 pub mod director;
@@ -61,18 +71,22 @@ pub mod event;
 pub mod labels;
 pub mod owner;
 pub mod prune;
+pub mod run;
 mod serde_util;
 pub mod service;
 pub mod task;
+pub mod wait;
 
 pub use cluster::{Cluster, FakeCluster, SwarmCluster};
 pub use data::DataBundle;
 pub use deployment::{Deployment, Outcome};
-pub use director::{Director, PollInterval, PruneReport, TaskInfo, TaskState};
+pub use director::{DeployOptions, Director, PruneReport, TaskInfo, TaskState};
 pub use error::{Error, Problem, Result, ValidationError};
 pub use event::Event;
 pub use owner::{Liveness, Owner};
 pub use prune::{PruneDecision, PruneReason};
+pub use run::{FollowLogs, Interrupt, Keep, RunItem, RunOptions, RunReport};
 pub use serde_util::ByteSize;
 pub use service::{HealthCheck, Resources, Service};
 pub use task::{Task, TaskBuilder, WaitCommand};
+pub use wait::PollInterval;

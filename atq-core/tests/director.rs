@@ -230,7 +230,11 @@ impl Cluster for Stall {
     async fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> atq_core::Result<Vec<Resource>> {
         self.inner.list_resources(kind, selector).await
     }
-    async fn copy_from_replica(&self, container_id: &str, path: &str) -> atq_core::Result<Vec<u8>> {
+    async fn copy_from_replica(
+        &self,
+        container_id: &str,
+        path: &str,
+    ) -> atq_core::Result<atq_core::cluster::ChunkStream> {
         self.inner.copy_from_replica(container_id, path).await
     }
 }
@@ -328,7 +332,11 @@ async fn the_probe_gates_the_master_until_its_output_matches() {
     let probe =
         fake.call_log().iter().filter(|c| c.kind == CallKind::CreateService && c.target == "gated_probe").count();
     assert_eq!(probe, 3);
-    assert!(!fake.services().contains(&"gated_probe".to_owned()), "each try's service is removed");
+    // Failed tries are removed before the next; the passing one is not waited for: it goes
+    // with the rest of the task.
+    let removed = fake.calls(CallKind::RemoveService);
+    assert_eq!(removed, 2, "the two failed tries");
+    assert!(fake.services().contains(&"gated_probe".to_owned()), "the passing try stays until the teardown");
     d.teardown().await.unwrap();
     assert!(fake.is_empty());
 }
@@ -530,11 +538,11 @@ async fn prune_removes_tasks_of_dead_owners_and_expired_ones_only() {
     fake.create_network(&spec).await.unwrap();
 
     let report = Director::new(fake.clone()).prune().await.unwrap();
-    assert_eq!(report.tasks, vec!["expired".to_owned(), "orphan".to_owned()]);
+    assert_eq!(report.removed(), ["expired", "orphan"]);
     assert_eq!(fake.networks(), vec!["alive_net".to_owned()]);
     alive.keep();
     let all = Director::new(fake.clone()).prune_all().await.unwrap();
-    assert_eq!(all.tasks, vec!["alive".to_owned()]);
+    assert_eq!(all.removed(), ["alive"]);
     assert!(fake.is_empty());
 }
 

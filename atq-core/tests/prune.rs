@@ -47,7 +47,7 @@ async fn a_detached_task_is_not_pruned_for_a_gone_owner_before_it_expires() {
     .await;
     leftover(&fake, "run", &[(labels::OWNER, &gone.to_string()), (labels::EXPIRES, &expiry)]).await;
     let report = Director::new(fake.clone()).prune().await.unwrap();
-    assert_eq!(report.tasks, vec!["run".to_owned()], "only the task that was not detached");
+    assert_eq!(report.removed(), ["run"], "only the task that was not detached");
     assert_eq!(fake.networks(), vec!["up_net".to_owned()]);
 }
 

@@ -411,7 +411,7 @@ async fn followed_logs_name_their_replica_and_end_when_every_replica_exited() {
     let net = network(&scope, &unique("logend")).await;
     let script = "echo start-$ATQ_SLOT; sleep 1; echo end-$ATQ_SLOT";
     let mut spec = shell_service(&scope, &unique("logend"), &net, 2, script);
-    spec.env.push(("ATQ_SLOT".into(), "{{.Task.Slot}}".into()));
+    spec.slot_env.push("ATQ_SLOT".into());
     scope.cluster.create_service(&spec).await.unwrap();
     let stream = scope.cluster.logs(&spec.name, &atq_core::cluster::LogOptions::follow()).await.unwrap();
     let lines: Vec<_> = tokio::time::timeout(Duration::from_secs(30), stream.collect::<Vec<_>>())

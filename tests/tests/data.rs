@@ -55,7 +55,7 @@ async fn a_bundle_reaches_master_and_workers_at_its_relative_paths_and_is_kept_w
     // Both workers read the same file (their logs can lag behind their start by a moment).
     let line = format!("{want}  /atq/data/{NESTED}");
     let worker_logs = || async {
-        let stream = director.logs(&name, Role::Worker, false).await.unwrap();
+        let stream = director.logs(&name, Role::Worker, &atq_core::cluster::LogOptions::all()).await.unwrap();
         let lines: Vec<String> = stream.map(|l| l.unwrap().text).collect().await;
         (lines.iter().filter(|l| **l == line).count() == 2).then_some(())
     };

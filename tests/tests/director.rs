@@ -279,7 +279,7 @@ async fn the_masters_artifacts_are_copied_out_before_teardown() {
 }
 
 #[tokio::test]
-async fn a_master_that_wrote_no_artifacts_is_a_not_found_path() {
+async fn a_master_that_wrote_no_artifacts_is_artifacts_not_found() {
     let name = unique("dnoart");
     let scope = Scope::for_task(&name).await;
     let task = Task::builder(&name)
@@ -291,7 +291,7 @@ async fn a_master_that_wrote_no_artifacts_is_a_not_found_path() {
     let director = Director::new(scope.cluster.clone());
     let deployment = director.deploy(&task).await.unwrap();
     deployment.wait(Some(Duration::from_secs(60))).await.unwrap();
-    let err = deployment.artifacts().await.unwrap_err();
+    let err = deployment.save_artifacts(&std::env::temp_dir().join(&name)).await.unwrap_err();
     assert!(matches!(err, Error::ArtifactsNotFound { .. }), "{err}");
     deployment.teardown().await.unwrap();
     director.settled().await;

@@ -99,7 +99,11 @@ impl Cluster for Faulty {
     async fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> atq_core::Result<Vec<Resource>> {
         self.engine.list_resources(kind, selector).await
     }
-    async fn copy_from_replica(&self, container_id: &str, path: &str) -> atq_core::Result<Vec<u8>> {
+    async fn copy_from_replica(
+        &self,
+        container_id: &str,
+        path: &str,
+    ) -> atq_core::Result<atq_core::cluster::ChunkStream> {
         self.engine.copy_from_replica(container_id, path).await
     }
 }
@@ -217,11 +221,11 @@ async fn prune_removes_what_a_process_killed_mid_deploy_left_and_spares_live_one
 
     let director = Director::new(scope.cluster.clone());
     let report = director.prune().await.unwrap();
-    assert!(!report.tasks.contains(&name), "pruned a task whose owner runs: {report:?}");
+    assert!(!report.removed().contains(&name.as_str()), "pruned a task whose owner runs: {report:?}");
     assert!(!scope.leftovers(ResourceKind::Network).await.is_empty());
 
     child.kill();
     let report = director.prune().await.unwrap();
-    assert!(report.tasks.contains(&name), "{report:?}");
+    assert!(report.removed().contains(&name.as_str()), "{report:?}");
     scope.assert_nothing_left().await;
 }

@@ -73,7 +73,7 @@ async fn four_workers_each_read_their_own_slice_and_the_slices_are_the_file() {
 
     // Every worker has printed its two files (its logs can lag behind its start).
     let worker_logs = || async {
-        let stream = director.logs(&name, Role::Worker, false).await.unwrap();
+        let stream = director.logs(&name, Role::Worker, &atq_core::cluster::LogOptions::all()).await.unwrap();
         let lines: Vec<String> = stream.map(|l| l.unwrap().text).collect().await;
         (lines.iter().filter(|l| l.starts_with("hex ")).count() == 2 * WORKERS as usize).then_some(lines)
     };

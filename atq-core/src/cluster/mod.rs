@@ -21,11 +21,14 @@ pub mod swarm;
 pub use fake::FakeCluster;
 pub use swarm::SwarmCluster;
 
-/// Largest archive [`Cluster::copy_from_replica`] returns: 256 MiB.
+/// Largest artifacts archive atq reads from [`Cluster::copy_from_replica`]: 256 MiB.
 ///
-/// The archive is held in memory (and a load test's results fit many times over); a master
-/// that writes more should compress its results, or ship them elsewhere itself.
-pub const MAX_ARCHIVE_BYTES: usize = 256 * 1024 * 1024;
+/// It is spooled to a temporary file, never held in memory; a load test's results fit many times
+/// over. A master that writes more should compress its results, or ship them elsewhere itself.
+pub const MAX_ARCHIVE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Bytes in chunks, as [`Cluster::copy_from_replica`] returns an archive.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>>> + Send>>;
 
 /// A stream of log lines, as returned by [`Cluster::logs`].
 pub type LogStream = Pin<Box<dyn Stream<Item = Result<LogLine>> + Send>>;
@@ -87,15 +90,15 @@ pub trait Cluster: Send + Sync {
     async fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> Result<Vec<Resource>>;
 
     /// A tar archive of `path` (a file or directory) in the container `container_id` (a
-    /// [`Replica::container_id`]), running or exited, as `docker cp` reads it: entries are named
-    /// from `path`'s last component (`results/…` for `/atq/results`).
+    /// [`Replica::container_id`]), running or exited, as `docker cp` reads it, in chunks as the
+    /// engine sends them: entries are named from `path`'s last component (`results/…` for
+    /// `/atq/results`). The caller bounds what it reads (see [`MAX_ARCHIVE_BYTES`]).
     ///
     /// Only the engine that runs the container can read it: on a multi-node swarm, the replica
-    /// must run on the node this cluster talks to. Fails with
-    /// [`Error::NotFound`](crate::Error::NotFound) (kind "path") when `path` does not exist, and
-    /// with an [`Error::Engine`](crate::Error::Engine) when the archive is larger than
-    /// [`MAX_ARCHIVE_BYTES`].
-    async fn copy_from_replica(&self, container_id: &str, path: &str) -> Result<Vec<u8>>;
+    /// must run on the node this cluster talks to ([`Placement::local_node`]). Fails with
+    /// [`Error::NotFound`](crate::Error::NotFound) of kind "path" (named by `path`) when `path`
+    /// does not exist, of kind "container" when the container does not.
+    async fn copy_from_replica(&self, container_id: &str, path: &str) -> Result<ChunkStream>;
 }
 
 /// Which kind of engine a [`Cluster`] drives.

@@ -213,7 +213,7 @@ impl Cluster for MemCluster {
             None => Err(Error::NotFound { kind: "config", name: name.to_owned() }),
         }
     }
-    async fn copy_from_replica(&self, _: &str, _: &str) -> Result<Vec<u8>> {
+    async fn copy_from_replica(&self, _: &str, _: &str) -> Result<crate::cluster::ChunkStream> {
         unsupported("copy files from")
     }
     async fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> Result<Vec<Resource>> {

@@ -20,8 +20,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{
-    Backend, Cluster, ConfigSpec, EngineInfo, LabelSelector, LogLine, LogOptions, LogStream, NetworkSpec, Replica,
-    ReplicaState, Resource, ResourceKind, ServiceSpec,
+    Backend, ChunkStream, Cluster, ConfigSpec, EngineInfo, LabelSelector, LogLine, LogOptions, LogStream, NetworkSpec,
+    Replica, ReplicaState, Resource, ResourceKind, ServiceSpec,
 };
 use crate::error::{Error, Result};
 use crate::labels::Role;
@@ -223,7 +223,15 @@ impl Service {
         let pending = |next_change| View { state: ReplicaState::Pending, exit_code: None, error: None, next_change };
         match &b.start {
             Start::Never => pending(None),
-            Start::Rejected(_) | Start::AfterLatency if now < start_at => pending(Some(start_at)),
+            Start::Rejected(_) | Start::CannotStart { .. } | Start::AfterLatency if now < start_at => {
+                pending(Some(start_at))
+            }
+            Start::CannotStart { code, message } => View {
+                state: ReplicaState::Failed,
+                exit_code: Some(*code),
+                error: Some(message.clone()),
+                next_change: None,
+            },
             Start::Rejected(message) => {
                 View { state: ReplicaState::Rejected, exit_code: None, error: Some(message.clone()), next_change: None }
             }
@@ -976,8 +984,12 @@ impl Cluster for FakeCluster {
         self.call(CallKind::ListResources, kind.as_str(), |s| Ok(s.list_resources(kind, selector))).await
     }
 
-    async fn copy_from_replica(&self, container_id: &str, path: &str) -> Result<Vec<u8>> {
-        self.call(CallKind::CopyFromReplica, container_id, |s| s.copy_from_replica(container_id, path)).await
+    async fn copy_from_replica(&self, container_id: &str, path: &str) -> Result<ChunkStream> {
+        let archive =
+            self.call(CallKind::CopyFromReplica, container_id, |s| s.copy_from_replica(container_id, path)).await?;
+        // In chunks, as an engine sends them.
+        let chunks: Vec<Result<Vec<u8>>> = archive.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+        Ok(Box::pin(futures_util::stream::iter(chunks)))
     }
 }
 

@@ -16,6 +16,16 @@ pub enum Start {
     /// The engine refuses it once the start latency has passed: state
     /// [`Rejected`](crate::cluster::ReplicaState::Rejected) with this message.
     Rejected(String),
+    /// The engine cannot start its program once the start latency has passed (an entrypoint
+    /// without the execute bit, a missing binary): state
+    /// [`Failed`](crate::cluster::ReplicaState::Failed) with exit code `code` (126 or 127, as the
+    /// engine reports) and the engine's `message`.
+    CannotStart {
+        /// The exit code the engine reports.
+        code: i64,
+        /// The engine's message ("starting container failed: …").
+        message: String,
+    },
 }
 
 /// What a replica does once it runs.
@@ -97,6 +107,11 @@ impl Script {
     /// Replicas the engine rejects with `message`.
     pub fn rejected(message: impl Into<String>) -> Self {
         Self::new().start(Start::Rejected(message.into()))
+    }
+
+    /// Replicas whose program the engine cannot start: failed with `code` and `message`.
+    pub fn cannot_start(code: i64, message: impl Into<String>) -> Self {
+        Self::new().start(Start::CannotStart { code, message: message.into() })
     }
 
     /// Sets how the replicas start.

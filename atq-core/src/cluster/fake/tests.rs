@@ -551,7 +551,9 @@ async fn copy_from_replica_archives_the_scripted_files_under_the_path() {
     let replica = fake.replicas("m", "n").await.unwrap().remove(0);
     let container = replica.container_id.expect("a started replica has a container");
 
-    let archive = fake.copy_from_replica(&container, "/out/").await.unwrap();
+    let chunks: Vec<Vec<u8>> =
+        fake.copy_from_replica(&container, "/out/").await.unwrap().map(|c| c.unwrap()).collect().await;
+    let archive = chunks.concat();
     let mut names = Vec::new();
     for entry in tar::Archive::new(archive.as_slice()).entries().unwrap() {
         let mut entry = entry.unwrap();
@@ -563,9 +565,9 @@ async fn copy_from_replica_archives_the_scripted_files_under_the_path() {
     assert_eq!(names, expected.map(|(n, c)| (n.to_owned(), c.to_owned())));
     assert_eq!(fake.call_log().last().unwrap().kind, CallKind::CopyFromReplica);
 
-    let err = fake.copy_from_replica(&container, "/nothing").await.unwrap_err();
+    let err = fake.copy_from_replica(&container, "/nothing").await.err().unwrap();
     assert!(matches!(err, Error::NotFound { kind: "path", .. }), "{err}");
-    let err = fake.copy_from_replica("nope", "/out").await.unwrap_err();
+    let err = fake.copy_from_replica("nope", "/out").await.err().unwrap();
     assert!(matches!(err, Error::NotFound { kind: "container", .. }), "{err}");
 }
 

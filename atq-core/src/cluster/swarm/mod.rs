@@ -52,8 +52,8 @@ use futures_util::StreamExt;
 
 use self::tasks::RawClient;
 use super::{
-    Backend, Cluster, ConfigSpec, EngineInfo, LabelSelector, LogOptions, LogStream, NetworkSpec, Replica, Resource,
-    ResourceKind, ServiceSpec, MAX_ARCHIVE_BYTES,
+    Backend, ChunkStream, Cluster, ConfigSpec, EngineInfo, LabelSelector, LogOptions, LogStream, NetworkSpec, Replica,
+    Resource, ResourceKind, ServiceSpec,
 };
 use crate::error::{Error, Result};
 
@@ -330,35 +330,29 @@ fn engine_error(host: &str, err: BollardError, operation: &'static str, kind: &'
 
 #[async_trait]
 impl Cluster for SwarmCluster {
-    async fn copy_from_replica(&self, container_id: &str, path: &str) -> Result<Vec<u8>> {
+    async fn copy_from_replica(&self, container_id: &str, path: &str) -> Result<ChunkStream> {
         let options = DownloadFromContainerOptions { path: path.to_string() };
         let mut stream = self.docker.download_from_container(container_id, Some(options));
-        let mut archive = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| match e {
-                BollardError::DockerResponseServerError { status_code: 404, message }
-                    if message.to_ascii_lowercase().contains("no such container") =>
-                {
-                    Error::NotFound { kind: "container", name: container_id.to_string() }
-                }
-                BollardError::DockerResponseServerError { status_code: 404, .. } => {
-                    Error::NotFound { kind: "path", name: path.to_string() }
-                }
-                other => engine_error(&self.host, other, "copy files from", "container", container_id),
-            })?;
-            if archive.len() + chunk.len() > MAX_ARCHIVE_BYTES {
-                return Err(Error::engine(
-                    "copy files from",
-                    container_id,
-                    format!(
-                        "{path} is larger than {} MiB, the most atq copies: have the master compress it",
-                        MAX_ARCHIVE_BYTES >> 20
-                    ),
-                ));
+        let (host, container, path) = (self.host.clone(), container_id.to_string(), path.to_string());
+        let map = move |e: BollardError| match e {
+            BollardError::DockerResponseServerError { status_code: 404, message }
+                if message.to_ascii_lowercase().contains("no such container") =>
+            {
+                Error::NotFound { kind: "container", name: container.clone() }
             }
-            archive.extend_from_slice(&chunk);
-        }
-        Ok(archive)
+            BollardError::DockerResponseServerError { status_code: 404, .. } => {
+                Error::NotFound { kind: "path", name: path.clone() }
+            }
+            other => engine_error(&host, other, "copy files from", "container", &container),
+        };
+        // The first chunk tells whether the path exists: fail the call, not the stream, then.
+        let first = match stream.next().await {
+            None => None,
+            Some(Ok(chunk)) => Some(chunk.to_vec()),
+            Some(Err(e)) => return Err(map(e)),
+        };
+        let rest = stream.map(move |chunk| chunk.map(|c| c.to_vec()).map_err(&map));
+        Ok(Box::pin(futures_util::stream::iter(first.map(Ok)).chain(rest)))
     }
 
     async fn info(&self) -> Result<EngineInfo> {
