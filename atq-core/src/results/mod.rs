@@ -91,6 +91,22 @@ pub fn analyze(artifacts_dir: &Path, spec: Option<&ResultsSpec>, thresholds: &[T
     Ok(Report::new(results, thresholds))
 }
 
+/// What the run flow calls once the master's artifacts are saved: `None` when the task declares
+/// neither results nor thresholds; else a report — without results (every threshold failed, the
+/// reason in [`Report::problem`]) when they are missing or unreadable.
+#[must_use]
+pub fn analyze_task(artifacts_dir: &Path, task: &crate::Task) -> Option<Report> {
+    let thresholds = task.thresholds();
+    if task.results().is_none() && thresholds.is_empty() {
+        return None;
+    }
+    let report = match analyze(artifacts_dir, task.results(), &thresholds) {
+        Ok(report) => report,
+        Err(e) => Report::without_results(e, &thresholds),
+    };
+    Some(report.titled(task.name()))
+}
+
 /// The results file in a directory, by the rule of [`analyze`].
 pub fn find_results(dir: &Path) -> Result<PathBuf, ResultsError> {
     let entries = std::fs::read_dir(dir).map_err(|e| match e.kind() {
