@@ -94,7 +94,7 @@ impl Group {
         self.min = self.min.min(s.elapsed);
         self.max = self.max.max(s.elapsed);
         self.sum += u128::from(s.elapsed);
-        self.histogram.saturating_record(s.elapsed);
+        record(&mut self.histogram, s.elapsed);
     }
 
     fn merge(&mut self, other: &Group) {
@@ -190,6 +190,15 @@ impl Groups {
     }
 }
 
+/// Records a value, growing the histogram as needed (`saturating_record` would clamp instead);
+/// a value beyond what any histogram can hold (never, with the readers' bounds) is clamped.
+#[inline]
+fn record(histogram: &mut Histogram<u64>, value: u64) {
+    if histogram.record(value).is_err() {
+        histogram.saturating_record(value);
+    }
+}
+
 /// Histogram precision of the summaries: 3 significant digits (0.1%).
 const SIGFIG: u8 = 3;
 /// Histogram precision of the time series' buckets: 2 significant digits (1%), enough for a chart.
@@ -224,7 +233,7 @@ impl SeriesAcc {
         bucket.count += 1;
         bucket.errors += u64::from(!s.success);
         bucket.max = bucket.max.max(s.elapsed);
-        bucket.histogram.saturating_record(s.elapsed);
+        record(&mut bucket.histogram, s.elapsed);
         if self.buckets.len() > MAX_POINTS {
             self.widen();
         }
@@ -377,7 +386,9 @@ impl Collector {
             .into_iter()
             .map(|((label, code, message), count)| ErrorKind { label, code, message, count })
             .collect();
-        errors.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.label, &a.code, &a.message).cmp(&(&b.label, &b.code, &b.message))));
+        errors.sort_by(|a, b| {
+            b.count.cmp(&a.count).then_with(|| (&a.label, &a.code, &a.message).cmp(&(&b.label, &b.code, &b.message)))
+        });
         Collected {
             total: self.total.summary(self.unit_us),
             labels: self.labels.into_summaries(self.unit_us),
