@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use crate::results::json::SCHEMA;
 use crate::results::report::{format_ms, Report};
 use crate::results::summary::{Point, Results, Summary};
-use crate::results::threshold::{round3, trim_float, Scope};
+use crate::results::threshold::{readable, round3, trim_float, Scope};
 
 /// HTML-escapes text (also quotes, for attributes) and drops control characters.
 pub(crate) fn esc(s: &str) -> String {
@@ -40,11 +40,12 @@ h2 { font-size: 16px; margin: 30px 0 10px; padding-bottom: 6px; border-bottom: 1
 .banner.ok { background: var(--ok); } .banner.bad { background: var(--bad); } .banner.none { background: #57606a; }
 .banner .big { font-size: 26px; font-weight: 700; letter-spacing: .5px; }
 .banner .why { font-size: 14px; opacity: .95; }
-table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
-th, td { padding: 6px 10px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; font-size: 13px; }
+.scroll { overflow-x: auto; }
+th, td { padding: 6px 8px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
 th { background: var(--bg); font-weight: 600; font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .3px; }
 th:first-child, td:first-child { text-align: left; }
-td.name { white-space: normal; word-break: break-all; max-width: 360px; text-align: left; }
+td.name { white-space: normal; overflow-wrap: anywhere; min-width: 140px; max-width: 360px; text-align: left; }
 td.msg { white-space: normal; text-align: left; word-break: break-word; }
 tr.failed td { background: #ffebe9; }
 .pill { display: inline-block; min-width: 44px; text-align: center; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 700; color: #fff; }
@@ -54,6 +55,7 @@ tr.failed td { background: #ffebe9; }
 .card .k { font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .3px; }
 .card .v { font-size: 20px; font-weight: 650; font-variant-numeric: tabular-nums; }
 .card .v.bad { color: var(--bad); }
+.card .v small { font-size: 13px; font-weight: 500; }
 .chart { border: 1px solid var(--line); border-radius: 8px; padding: 8px 8px 2px; margin-bottom: 14px; }
 .chart h3 { font-size: 13px; margin: 2px 6px 0; color: var(--muted); font-weight: 600; }
 svg text { font: 11px system-ui, sans-serif; fill: #57606a; }
@@ -139,9 +141,8 @@ fn verdicts(h: &mut String, report: &Report) {
     for v in &report.verdicts {
         let t = &v.threshold;
         let (class, word) = if v.passed { ("ok", "PASS") } else { ("bad", "FAIL") };
-        let observed = v
-            .observed_in_unit()
-            .map_or_else(|| "—".to_owned(), |o| format!("{}{}", trim_float(round3(o)), t.unit().suffix()));
+        let observed =
+            v.observed_in_unit().map_or_else(|| "—".to_owned(), |o| format!("{}{}", readable(o), t.unit().suffix()));
         let _ = writeln!(
             h,
             "<tr{}><td><span class=\"pill {class}\">{word}</span></td><td class=\"msg\"><code>{}</code></td><td>{}</td><td>{} {}{}</td><td class=\"msg\">{}</td></tr>",
@@ -163,7 +164,7 @@ fn body(h: &mut String, report: &Report, r: &Results) {
     let rate = t.error_rate().unwrap_or(0.0);
     let cards: [(&str, String, bool); 8] = [
         ("Samples", thousands(t.count), false),
-        ("Errors", format!("{} ({:.2}%)", thousands(t.errors), rate * 100.0), t.errors > 0),
+        ("Errors", thousands(t.errors), t.errors > 0),
         ("Throughput", t.throughput().map_or_else(|| "—".into(), |v| format!("{v:.1}/s")), false),
         ("Mean", t.mean_ms.map_or_else(|| "—".into(), format_ms), false),
         ("p50", p(50.0), false),
@@ -173,9 +174,10 @@ fn body(h: &mut String, report: &Report, r: &Results) {
     ];
     h.push_str("<div class=\"cards\">");
     for (k, v, bad) in cards {
+        let extra = if k == "Errors" { format!(" <small>{:.2}%</small>", rate * 100.0) } else { String::new() };
         let _ = write!(
             h,
-            "<div class=\"card\"><div class=\"k\">{k}</div><div class=\"v{}\">{}</div></div>",
+            "<div class=\"card\"><div class=\"k\">{k}</div><div class=\"v{}\">{}{extra}</div></div>",
             if bad { " bad" } else { "" },
             esc(&v)
         );
@@ -207,21 +209,36 @@ fn body(h: &mut String, report: &Report, r: &Results) {
             ],
             bars: None,
             x_span: xs(pts.last().expect("not empty")) + bucket,
+            height: H,
         };
         h.push_str(&latency.svg());
-        let errors_per_s: Vec<(f64, f64)> = pts.iter().map(|p| (xs(p), p.errors as f64 / bucket)).collect();
+        let span = xs(pts.last().expect("not empty")) + bucket;
         let traffic = Chart {
-            title: format!("Throughput and errors ({per}), requests/s"),
+            title: format!("Throughput ({per}), requests/s"),
             series: vec![Line {
                 name: "throughput",
                 color: "#2f81f7",
                 points: pts.iter().map(|p| (xs(p), p.throughput)).collect(),
                 area: true,
             }],
-            bars: Some(Line { name: "errors/s", color: "#cf222e", points: errors_per_s, area: false }),
-            x_span: xs(pts.last().expect("not empty")) + bucket,
+            bars: None,
+            x_span: span,
+            height: H,
         };
         h.push_str(&traffic.svg());
+        let errors = Chart {
+            title: format!("Errors ({per}), failed requests/s"),
+            series: vec![],
+            bars: Some(Line {
+                name: "errors/s",
+                color: "#cf222e",
+                points: pts.iter().map(|p| (xs(p), p.errors as f64 / bucket)).collect(),
+                area: false,
+            }),
+            x_span: span,
+            height: 170.0,
+        };
+        h.push_str(&errors.svg());
     }
 
     let failed_labels: Vec<&str> = report
@@ -290,7 +307,7 @@ fn table<'a>(
 ) {
     let _ = writeln!(
         h,
-        "<table><tr><th>{first}</th><th>Samples</th><th>Errors</th><th>Error %</th><th>Req/s</th><th>Min</th><th>Mean</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>Max</th><th>KB recv</th></tr>"
+        "<div class=\"scroll\"><table><tr><th>{first}</th><th>Samples</th><th>Errors</th><th>Error %</th><th>Req/s</th><th>Min</th><th>Mean</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>Max</th><th>KB recv</th></tr>"
     );
     let row = |h: &mut String, name: &str, s: &Summary, class: &str| {
         let ms = |v: Option<f64>| v.map_or_else(|| "—".into(), format_ms);
@@ -321,7 +338,7 @@ fn table<'a>(
     if let Some(t) = total {
         row(h, "Total", t, " style=\"font-weight:600\"");
     }
-    h.push_str("</table>\n");
+    h.push_str("</table></div>\n");
 }
 
 /// `1234567` → `1,234,567`.
@@ -377,6 +394,7 @@ struct Chart {
     series: Vec<Line>,
     bars: Option<Line>,
     x_span: f64,
+    height: f64,
 }
 
 const W: f64 = 1120.0;
@@ -439,10 +457,11 @@ impl Chart {
         let step = nice_step(ymax_data * 1.05, 4.0);
         let ymax = ((ymax_data * 1.05) / step).ceil().max(1.0) * step;
         let span = self.x_span.max(1.0);
-        let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
+        let h = self.height;
+        let (pw, ph) = (W - LEFT - RIGHT, h - TOP - BOTTOM);
         let x = |t: f64| LEFT + t / span * pw;
         let y = |v: f64| TOP + ph - (v / ymax).clamp(0.0, 1.0) * ph;
-        let _ = write!(s, "<div class=\"chart\"><h3>{}</h3><svg viewBox=\"0 0 {W} {H}\" width=\"100%\" role=\"img\" aria-label=\"{}\">", esc(&self.title), esc(&self.title));
+        let _ = write!(s, "<div class=\"chart\"><h3>{}</h3><svg viewBox=\"0 0 {W} {h}\" width=\"100%\" role=\"img\" aria-label=\"{}\">", esc(&self.title), esc(&self.title));
         // Grid and y axis.
         let mut v = 0.0;
         while v <= ymax + step / 2.0 {
@@ -456,7 +475,7 @@ impl Chart {
         let mut t = 0.0;
         while t <= span + 1e-9 {
             let xx = x(t);
-            let _ = write!(s, "<line x1=\"{xx:.1}\" x2=\"{xx:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#d0d7de\"/><text x=\"{xx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>", TOP + ph, TOP + ph + 4.0, H - 10.0, time_label(t, span));
+            let _ = write!(s, "<line x1=\"{xx:.1}\" x2=\"{xx:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#d0d7de\"/><text x=\"{xx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>", TOP + ph, TOP + ph + 4.0, h - 10.0, time_label(t, span));
             t += xstep;
         }
         let _ = write!(

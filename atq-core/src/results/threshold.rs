@@ -316,8 +316,7 @@ impl Threshold {
         match self.metric.observe(group) {
             Some(observed) => {
                 let passed = self.op.holds(observed, self.limit());
-                let shown =
-                    format!("{}{}", trim_float(round3(self.unit.canonical_to_unit(observed))), self.unit.suffix());
+                let shown = format!("{}{}", readable(self.unit.canonical_to_unit(observed)), self.unit.suffix());
                 let message = if passed {
                     format!("{} = {shown}", self.metric.name())
                 } else {
@@ -607,6 +606,19 @@ pub fn parse_thresholds<S: AsRef<str>>(texts: &[S]) -> Result<Vec<Threshold>, (u
 pub(crate) fn trim_float(v: f64) -> String {
     let s = format!("{v}");
     s.strip_suffix(".0").map_or(s.clone(), str::to_owned)
+}
+
+/// A number for people: 1 decimal from 100 up, 2 from 1, 3 below (trailing zeros dropped).
+pub(crate) fn readable(v: f64) -> String {
+    let a = v.abs();
+    let rounded = if a >= 100.0 {
+        (v * 10.0).round() / 10.0
+    } else if a >= 1.0 {
+        (v * 100.0).round() / 100.0
+    } else {
+        round3(v)
+    };
+    trim_float(rounded)
 }
 
 /// Rounds to three decimals (display only).
