@@ -88,6 +88,7 @@ pub(crate) fn to_py(err: Error) -> PyErr {
             ),
             Error::Timeout { .. } | Error::ProbeTimeout { .. } => (DeployTimeout::new_err(message), vec![]),
             Error::Data(_) => (DataError::new_err(message), vec![]),
+            Error::Results(e) => return results_error(e),
             // Io, Cancelled, and variants added later: still an atq error, never a bare RuntimeError.
             _ => (AtqError::new_err(message), vec![]),
         };
