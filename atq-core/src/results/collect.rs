@@ -224,34 +224,78 @@ struct Bucket {
 struct SeriesAcc {
     width_ms: i64,
     buckets: BTreeMap<i64, Bucket>,
+    /// The bucket samples are going into, kept out of the map: consecutive samples mostly share
+    /// one, and then need no map lookup.
+    current: Option<(i64, Bucket)>,
 }
 
-impl SeriesAcc {
-    #[inline]
-    fn add(&mut self, s: &Sample<'_>) {
-        let key = s.ts_ms.div_euclid(self.width_ms);
-        let bucket = self.buckets.entry(key).or_insert_with(|| Bucket {
+impl Bucket {
+    fn new() -> Self {
+        Bucket {
             count: 0,
             errors: 0,
             max: 0,
             first_ms: i64::MAX,
             last_ms: i64::MIN,
             histogram: Histogram::new(SERIES_SIGFIG).expect("valid precision"),
-        });
+        }
+    }
+
+    fn merge(&mut self, b: &Bucket) {
+        self.count += b.count;
+        self.errors += b.errors;
+        self.max = self.max.max(b.max);
+        self.first_ms = self.first_ms.min(b.first_ms);
+        self.last_ms = self.last_ms.max(b.last_ms);
+        let _ = self.histogram.add(&b.histogram);
+    }
+}
+
+impl SeriesAcc {
+    #[inline]
+    fn add(&mut self, s: &Sample<'_>) {
+        let key = s.ts_ms.div_euclid(self.width_ms);
+        if self.current.as_ref().map(|c| c.0) != Some(key) {
+            self.switch_to(s.ts_ms);
+        }
+        let bucket = &mut self.current.as_mut().expect("switch_to sets it").1;
         bucket.count += 1;
         bucket.first_ms = bucket.first_ms.min(s.ts_ms);
         bucket.last_ms = bucket.last_ms.max(s.ts_ms);
         bucket.errors += u64::from(!s.success);
         bucket.max = bucket.max.max(s.elapsed);
         record(&mut bucket.histogram, s.elapsed);
-        if self.buckets.len() > MAX_POINTS {
+    }
+
+    /// Makes the bucket of `ts_ms` the current one, widening the buckets first when a new one
+    /// would pass [`MAX_POINTS`].
+    #[cold]
+    fn switch_to(&mut self, ts_ms: i64) {
+        self.flush();
+        let mut key = ts_ms.div_euclid(self.width_ms);
+        if self.buckets.len() >= MAX_POINTS && !self.buckets.contains_key(&key) {
             self.widen();
+            key = ts_ms.div_euclid(self.width_ms);
+        }
+        let bucket = self.buckets.remove(&key).unwrap_or_else(Bucket::new);
+        self.current = Some((key, bucket));
+    }
+
+    /// Puts the current bucket back into the map.
+    fn flush(&mut self) {
+        if let Some((key, bucket)) = self.current.take() {
+            match self.buckets.entry(key) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(bucket);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().merge(&bucket),
+            }
         }
     }
 
-    /// Doubles the bucket width until the buckets fit, merging neighbours.
+    /// Doubles the bucket width until there is room for one more bucket, merging neighbours.
     fn widen(&mut self) {
-        while self.buckets.len() > MAX_POINTS {
+        while self.buckets.len() >= MAX_POINTS {
             self.width_ms = self.width_ms.saturating_mul(2);
             let old = std::mem::take(&mut self.buckets);
             for (key, b) in old {
@@ -259,22 +303,15 @@ impl SeriesAcc {
                     std::collections::btree_map::Entry::Vacant(v) => {
                         v.insert(b);
                     }
-                    std::collections::btree_map::Entry::Occupied(mut o) => {
-                        let into = o.get_mut();
-                        into.count += b.count;
-                        into.errors += b.errors;
-                        into.max = into.max.max(b.max);
-                        into.first_ms = into.first_ms.min(b.first_ms);
-                        into.last_ms = into.last_ms.max(b.last_ms);
-                        let _ = into.histogram.add(&b.histogram);
-                    }
+                    std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().merge(&b),
                 }
             }
         }
     }
 
     #[allow(clippy::cast_precision_loss)]
-    fn finish(self, unit_us: u64) -> Series {
+    fn finish(mut self, unit_us: u64) -> Series {
+        self.flush();
         let ms = |v: u64| (u128::from(v) * u128::from(unit_us)) as f64 / 1000.0;
         let seconds = self.width_ms as f64 / 1000.0;
         let first_key = self.buckets.keys().next().copied();
@@ -336,7 +373,7 @@ impl Collector {
             count: 0,
             labels: Groups::new(MAX_LABELS),
             workers: Groups::new(MAX_WORKERS),
-            series: SeriesAcc { width_ms: 1000, buckets: BTreeMap::new() },
+            series: SeriesAcc { width_ms: 1000, buckets: BTreeMap::new(), current: None },
             errors: HashMap::new(),
             errors_folded: 0,
         }
@@ -350,7 +387,9 @@ impl Collector {
     /// Counts one sample in the total, its label, its worker (if named) and the series.
     #[inline]
     pub(crate) fn add(&mut self, s: &Sample<'_>, failure: Option<Failure<'_>>) {
-        let elapsed_ms = i64::try_from(u128::from(s.elapsed) * u128::from(self.unit_us) / 1000).unwrap_or(i64::MAX);
+        // Readers bound latencies to a day, so this never overflows; no u128 division per sample.
+        let elapsed_ms = if self.unit_us == 1000 { s.elapsed } else { s.elapsed.saturating_mul(self.unit_us) / 1000 };
+        let elapsed_ms = i64::try_from(elapsed_ms).unwrap_or(i64::MAX);
         let end_ms = s.ts_ms.saturating_add(elapsed_ms);
         self.count += 1;
         let l = self.labels.slot(s.label);
