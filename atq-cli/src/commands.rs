@@ -78,8 +78,12 @@ async fn engine_command(command: Command) -> Result<(), CliError> {
 fn validate(task: &Task, file: &str) -> Result<(), CliError> {
     let (w, m) = (task.workers(), task.master());
     let probe = if task.wait_command().is_some() { ", a wait command" } else { "" };
+    let thresholds = match task.thresholds().len() {
+        0 => String::new(),
+        n => format!(", {n} threshold(s)"),
+    };
     out(&format!(
-        "{file}: valid: task '{}': {} worker(s) of {}, master {}{probe}",
+        "{file}: valid: task '{}': {} worker(s) of {}, master {}{probe}{thresholds}",
         task.name(),
         w.replicas,
         w.image,

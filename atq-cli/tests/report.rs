@@ -147,3 +147,19 @@ fn help_documents_the_grammar_and_the_exit_codes() {
     let top = String::from_utf8(atq().arg("--help").output().unwrap().stdout).unwrap();
     assert!(top.contains("99    a threshold failed"), "{top}");
 }
+
+#[test]
+fn validate_checks_thresholds_naming_their_index_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.yaml");
+    let good = "name: t\nworker: {image: i}\nmaster: {image: i}\nartifacts: /atq/results\nresults: {format: jtl, path: results.jtl}\nthresholds:\n  - p95 < 500ms\n  - error_rate < 1%\n";
+    std::fs::write(&path, good).unwrap();
+    let out = atq().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8(out.stdout).unwrap().contains("2 threshold(s)"));
+    std::fs::write(&path, good.replace("error_rate < 1%", "error_rate < 1")).unwrap();
+    let out = atq().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("t.yaml:6: thresholds[1]: error_rate is written in percent"), "{stderr}");
+}
