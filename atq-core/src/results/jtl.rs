@@ -146,7 +146,7 @@ fn one(
         return Ok(()); // a blank line
     }
     let cols = match columns {
-        Some(c) => *c,
+        Some(c) => &*c,
         None => {
             if record.iter().any(|cell| header_name(cell).eq_ignore_ascii_case(b"timeStamp")) {
                 let c = Columns::from_header(record).map_err(|message| ResultsError::Malformed {
@@ -157,12 +157,10 @@ fn one(
                 *columns = Some(c);
                 return Ok(());
             }
-            let c = headerless(path, line, record)?;
-            *columns = Some(c);
-            c
+            &*columns.insert(headerless(path, line, record)?)
         }
     };
-    match sample(record, &cols) {
+    match sample(record, cols) {
         Ok((s, failure)) => {
             rows.read += 1;
             collector.add(&s, failure);
@@ -220,6 +218,8 @@ fn sample<'r>(record: &'r impl Fields, c: &Columns) -> Result<(Sample<'r>, Optio
         )
     })?;
     let success = match field(c.success).trim_ascii() {
+        b"true" => true,
+        b"false" => false,
         s if s.eq_ignore_ascii_case(b"true") => true,
         s if s.eq_ignore_ascii_case(b"false") => false,
         other => return Err(format!("success {:?} is neither true nor false", String::from_utf8_lossy(other))),
