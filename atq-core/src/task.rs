@@ -142,7 +142,11 @@ struct TaskFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     results: Option<ResultsSpec>,
     /// Pass/fail rules judged on the results (`p95 < 500ms`); a failed one makes the run exit 99.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::results::deserialize_thresholds"
+    )]
     thresholds: Vec<String>,
 }
 

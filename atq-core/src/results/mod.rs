@@ -73,7 +73,7 @@ pub use spec::ResultsSpec;
 pub use summary::{Point, Results, Series, Source, Summary, STANDARD_PERCENTILES};
 pub use threshold::{parse_thresholds, Metric, Op, Scope, Threshold, ThresholdError, Unit, Verdict, EXAMPLES};
 
-pub(crate) use spec::validate;
+pub(crate) use spec::{deserialize_thresholds, validate};
 
 /// Most directory entries looked at when finding results in an artifacts directory.
 const MAX_DETECT_ENTRIES: usize = 10_000;

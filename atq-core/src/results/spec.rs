@@ -35,6 +35,31 @@ impl ResultsSpec {
     }
 }
 
+/// Reads a task file's `thresholds`: each one a string, or — as YAML reads an unquoted
+/// `- label=login: p99 < 1s` — a map of one entry, joined back into `label=login: p99 < 1s`.
+pub(crate) fn deserialize_thresholds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Text(String),
+        Scoped(std::collections::BTreeMap<String, String>),
+    }
+    let written = Vec::<Written>::deserialize(d)?;
+    written
+        .into_iter()
+        .map(|w| match w {
+            Written::Text(text) => Ok(text),
+            Written::Scoped(map) if map.len() == 1 => {
+                let (scope, rule) = map.into_iter().next().expect("one entry");
+                Ok(format!("{scope}: {rule}"))
+            }
+            Written::Scoped(_) => Err(serde::de::Error::custom(
+                "a threshold is one string, such as \"p95 < 500ms\" or \"label=login: p99 < 1s\"",
+            )),
+        })
+        .collect()
+}
+
 /// Task validation of `results` and `thresholds` (called from the task's own `validate`).
 pub(crate) fn validate(results: Option<&ResultsSpec>, thresholds: &[String], artifacts: Option<&str>) -> Vec<Problem> {
     let mut out = Vec::new();

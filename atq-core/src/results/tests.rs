@@ -649,6 +649,20 @@ fn task_validation_names_each_bad_threshold_and_results_field() {
     assert_eq!(again, ok);
 }
 
+#[test]
+fn an_unquoted_scoped_threshold_in_yaml_reads_as_written() {
+    // YAML reads `- label=login: p99 < 1s` as a map of one entry; atq joins it back.
+    let task = crate::Task::from_yaml_str(
+        "name: t\nworker: {image: i}\nmaster: {image: i}\nartifacts: /atq/results\nthresholds:\n  - p95 < 500ms\n  - label=login: p99 < 1s\n",
+    )
+    .unwrap();
+    let texts: Vec<String> = task.thresholds().iter().map(ToString::to_string).collect();
+    assert_eq!(texts, ["p95 < 500ms", "label=login: p99 < 1s"]);
+    assert_eq!(task.thresholds()[1].scope(), &Scope::Label("login".into()));
+    let again = crate::Task::from_yaml_str(&task.to_yaml()).unwrap();
+    assert_eq!(again, task);
+}
+
 // ---------- outputs ----------
 
 const HOSTILE: &str = "<script>alert(1)</script>\"'&";
