@@ -201,6 +201,10 @@ fn record(histogram: &mut Histogram<u64>, value: u64) {
     }
 }
 
+/// Fewest samples in the run's first or last time bucket for its throughput to be counted over
+/// the part of the bucket the run covered (fewer: over the whole bucket).
+const MIN_EDGE_SAMPLES: u64 = 20;
+
 /// Histogram precision of the summaries: 3 significant digits (0.1%).
 const SIGFIG: u8 = 3;
 /// Histogram precision of the time series' buckets: 2 significant digits (1%), enough for a chart.
@@ -323,13 +327,22 @@ impl SeriesAcc {
                 let q = |p: f64| Some(ms(b.histogram.value_at_quantile(p).min(b.max)));
                 let start = key.saturating_mul(self.width_ms);
                 let end = start.saturating_add(self.width_ms);
-                // The run's first and last buckets count over the part the run covered.
-                let from = if Some(key) == first_key { b.first_ms } else { start };
-                let to = if Some(key) == last_key { b.last_ms.saturating_add(1) } else { end };
-                let covered = if first_key == last_key && to - from < 1000 {
+                // The run's first and last buckets count over the part the run covered, when
+                // they hold enough samples to tell (a few samples say nothing of a rate): from
+                // the first start to the bucket's end, or from the bucket's start (or the first
+                // start) to the last start plus one mean gap between starts.
+                let (first, last) = (Some(key) == first_key, Some(key) == last_key);
+                let covered = if b.count < MIN_EDGE_SAMPLES || !(first || last) {
                     self.width_ms
                 } else {
-                    (to - from).clamp(1, self.width_ms)
+                    let from = if first { b.first_ms } else { start };
+                    let span = if last {
+                        let n = i64::try_from(b.count).unwrap_or(i64::MAX);
+                        (b.last_ms - from).saturating_mul(n) / (n - 1)
+                    } else {
+                        end - from
+                    };
+                    span.clamp((self.width_ms / 10).max(1), self.width_ms)
                 };
                 Point {
                     t_ms: start,

@@ -329,6 +329,23 @@ fn the_series_has_one_bucket_per_second_with_counts_and_errors() {
 }
 
 #[test]
+fn the_partial_last_second_counts_its_rate_over_the_part_covered_unless_too_few_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("timeStamp,elapsed,label,success\n");
+    for i in 0..350u64 {
+        text += &format!("{},1,x,true\n", 1_700_000_000_000 + i * 10); // 100/s for 3.5 s
+    }
+    let r = read(&write(&dir, "steady.jtl", &text));
+    let rates: Vec<f64> = r.series.points.iter().map(|p| p.throughput.round()).collect();
+    assert_eq!(rates, [100.0, 100.0, 100.0, 100.0], "the last half second is not a drop to 50/s");
+    let sparse =
+        "timeStamp,elapsed,label,success\n1700000000000,1,x,true\n1700000001000,1,x,true\n1700000002000,1,x,true\n";
+    let r = read(&write(&dir, "sparse.jtl", sparse));
+    let rates: Vec<f64> = r.series.points.iter().map(|p| p.throughput).collect();
+    assert_eq!(rates, [1.0, 1.0, 1.0], "one sample in its last second is not 1000/s");
+}
+
+#[test]
 fn a_long_run_widens_the_series_buckets_to_stay_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let mut text = String::from("timeStamp,elapsed,label,success\n");
