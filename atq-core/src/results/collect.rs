@@ -201,10 +201,6 @@ fn record(histogram: &mut Histogram<u64>, value: u64) {
     }
 }
 
-/// Fewest samples in the run's first or last time bucket for its throughput to be counted over
-/// the part of the bucket the run covered (fewer: over the whole bucket).
-const MIN_EDGE_SAMPLES: u64 = 20;
-
 /// Histogram precision of the summaries: 3 significant digits (0.1%).
 const SIGFIG: u8 = 3;
 /// Histogram precision of the time series' buckets: 2 significant digits (1%), enough for a chart.
@@ -327,22 +323,19 @@ impl SeriesAcc {
                 let q = |p: f64| Some(ms(b.histogram.value_at_quantile(p).min(b.max)));
                 let start = key.saturating_mul(self.width_ms);
                 let end = start.saturating_add(self.width_ms);
-                // The run's first and last buckets count over the part the run covered, when
-                // they hold enough samples to tell (a few samples say nothing of a rate): from
-                // the first start to the bucket's end, or from the bucket's start (or the first
-                // start) to the last start plus one mean gap between starts.
+                // The run's first and last buckets are partly covered: their rate is over the
+                // part covered — from the first start to the bucket's end, or from the bucket's
+                // start to the last start plus one mean gap between starts. A bucket with one
+                // sample (or all at one instant) says nothing of a rate: the whole width.
                 let (first, last) = (Some(key) == first_key, Some(key) == last_key);
-                let covered = if b.count < MIN_EDGE_SAMPLES || !(first || last) {
+                let covered = if !(first || last) || b.count < 2 || b.last_ms <= b.first_ms {
                     self.width_ms
                 } else {
+                    let n = i64::try_from(b.count).unwrap_or(i64::MAX);
+                    let gap = (b.last_ms - b.first_ms) / (n - 1);
                     let from = if first { b.first_ms } else { start };
-                    let span = if last {
-                        let n = i64::try_from(b.count).unwrap_or(i64::MAX);
-                        (b.last_ms - from).saturating_mul(n) / (n - 1)
-                    } else {
-                        end - from
-                    };
-                    span.clamp((self.width_ms / 10).max(1), self.width_ms)
+                    let to = if last { b.last_ms + gap.max(1) } else { end };
+                    (to - from).clamp(1, self.width_ms)
                 };
                 Point {
                     t_ms: start,

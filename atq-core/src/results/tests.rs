@@ -329,7 +329,7 @@ fn the_series_has_one_bucket_per_second_with_counts_and_errors() {
 }
 
 #[test]
-fn the_partial_last_second_counts_its_rate_over_the_part_covered_unless_too_few_samples() {
+fn partial_edge_seconds_count_their_rate_over_the_part_covered() {
     let dir = tempfile::tempdir().unwrap();
     let mut text = String::from("timeStamp,elapsed,label,success\n");
     for i in 0..350u64 {
@@ -343,6 +343,15 @@ fn the_partial_last_second_counts_its_rate_over_the_part_covered_unless_too_few_
     let r = read(&write(&dir, "sparse.jtl", sparse));
     let rates: Vec<f64> = r.series.points.iter().map(|p| p.throughput).collect();
     assert_eq!(rates, [1.0, 1.0, 1.0], "one sample in its last second is not 1000/s");
+    // A run that ends 20 ms into a second at 500/s: the last point is ~500/s, not 10/s.
+    let mut text = String::from("timeStamp,elapsed,label,success\n");
+    for i in 0..1010u64 {
+        text += &format!("{},1,x,true\n", 1_700_000_000_000 + i * 2);
+    }
+    let r = read(&write(&dir, "tail.jtl", &text));
+    let last = r.series.points.last().unwrap();
+    assert_eq!(last.count, 10);
+    assert!((last.throughput - 500.0).abs() < 1.0, "{}", last.throughput);
 }
 
 #[test]
