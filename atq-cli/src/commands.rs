@@ -20,6 +20,7 @@ pub async fn dispatch(command: Command, signals: &mut Signals) -> Result<u8, Cli
     match command {
         Command::Run(args) => return run::run(args, signals).await,
         Command::Up(args) => return run::up(args, signals).await,
+        Command::Report(args) => return crate::report::report(args),
         Command::Validate { file, data, split } => {
             let data = data.as_deref().map(|path| (path, split.as_slice()));
             validate(&taskfile::load(&file, None, signals).await?, &file.display().to_string(), data)?;
@@ -59,7 +60,11 @@ async fn engine_command(command: Command) -> Result<(), CliError> {
         }
         Command::Data(DataCommand::Ls { json }) => data::ls(&director, json).await?,
         Command::Data(DataCommand::Rm { id }) => data::rm(&director, &id).await?,
-        Command::Run(_) | Command::Up(_) | Command::Validate { .. } | Command::Completions { .. } => {
+        Command::Run(_)
+        | Command::Up(_)
+        | Command::Validate { .. }
+        | Command::Completions { .. }
+        | Command::Report(_) => {
             unreachable!("dispatched before")
         }
     }
@@ -69,8 +74,12 @@ async fn engine_command(command: Command) -> Result<(), CliError> {
 fn validate(task: &Task, file: &str, data: Option<(&std::path::Path, &[Shard])>) -> Result<(), CliError> {
     let (w, m) = (task.workers(), task.master());
     let probe = if task.wait_command().is_some() { ", a wait command" } else { "" };
+    let thresholds = match task.thresholds().len() {
+        0 => String::new(),
+        n => format!(", {n} threshold(s)"),
+    };
     out(&format!(
-        "{file}: valid: task '{}': {} worker(s) of {}, master {}{probe}",
+        "{file}: valid: task '{}': {} worker(s) of {}, master {}{probe}{thresholds}",
         task.name(),
         w.replicas,
         w.image,

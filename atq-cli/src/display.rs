@@ -271,6 +271,23 @@ impl Display {
         if let Some(e) = &report.artifacts_error {
             err(&format!("atq: error: {e}"));
         }
+        if let Some(results) = &report.results {
+            err(results.summary_table().trim_end());
+            if !report.result_files.is_empty() {
+                let names: Vec<String> = report
+                    .result_files
+                    .iter()
+                    .filter_map(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .collect();
+                let dir = report.artifacts_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default();
+                err(&format!("atq: results: {} in {dir}", names.join(", ")));
+            }
+            let failed = results.verdicts().iter().filter(|v| !v.passed).count();
+            if failed > 0 {
+                err(&format!("atq: {failed} of {} threshold(s) failed", results.verdicts().len()));
+            }
+        }
         if let Some(e) = &report.teardown_error {
             err(&format!("atq: error: {e}"));
         }
@@ -381,6 +398,10 @@ fn describe(event: &Event) -> Option<String> {
         Event::MasterRunning { .. } => "master running".into(),
         Event::MasterExited { exit_code, .. } => format!("master exited with code {exit_code}"),
         Event::ArtifactsSaved { dir, files, .. } => format!("artifacts: {files} file(s) in {dir}"),
+        Event::ResultsJudged { thresholds, failed, problem, .. } => match problem {
+            Some(problem) => format!("results: none ({problem}); {failed} of {thresholds} threshold(s) failed"),
+            None => format!("results judged: {failed} of {thresholds} threshold(s) failed"),
+        },
         Event::RollingBack { reason, .. } => format!("deploy failed, removing what it created: {reason}"),
         Event::TeardownStarted { task } => format!("tearing down task {task}"),
         Event::Interrupted { .. } => "interrupted: removing what was deployed (interrupt again to stop waiting)".into(),

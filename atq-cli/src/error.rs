@@ -28,6 +28,16 @@ pub enum CliError {
         /// Whether the cleanup was abandoned (a second signal).
         abandoned: bool,
     },
+    /// Results files could not be read or merged (`atq report`).
+    Results(atq_core::results::ResultsError),
+    /// A bad argument that clap cannot check (a threshold that does not parse).
+    Usage(String),
+}
+
+impl From<atq_core::results::ResultsError> for CliError {
+    fn from(e: atq_core::results::ResultsError) -> Self {
+        CliError::Results(e)
+    }
 }
 
 impl From<Error> for CliError {
@@ -61,6 +71,8 @@ impl fmt::Display for CliError {
             CliError::Interrupted { abandoned: true } => {
                 write!(f, "interrupted; cleanup abandoned: `atq prune` removes what is left")
             }
+            CliError::Results(e) => write!(f, "{e}"),
+            CliError::Usage(message) => f.write_str(message),
         }
     }
 }

@@ -21,6 +21,8 @@ Exit codes (the first that applies):
   125   atq's own error: bad usage, invalid task file, engine unreachable, deploy failed,
         timeout, artifacts not saved, teardown incomplete, or a master exit code outside
         0..=255 (the real code is printed)
+  99    a threshold failed (`report`, and `run` once the master exited 0), or the results
+        were missing or unreadable while thresholds are set
   98    `run`: the master exited 0 but workers stopped while it ran (less load than asked)
   0     success (for `run`: the master exited 0, every worker stayed up)
   130   interrupted by SIGINT (Ctrl-C), SIGTERM or SIGHUP: what was deployed is removed
@@ -33,6 +35,10 @@ A master may itself exit 125 or 130: `run --json` tells them apart (the final
 pub fn of_error(error: &CliError) -> u8 {
     match error {
         CliError::Interrupted { .. } => INTERRUPTED,
-        CliError::Core(_) | CliError::Invalid { .. } | CliError::Read { .. } => ATQ_ERROR,
+        CliError::Core(_)
+        | CliError::Invalid { .. }
+        | CliError::Read { .. }
+        | CliError::Results(_)
+        | CliError::Usage(_) => ATQ_ERROR,
     }
 }

@@ -113,6 +113,17 @@ pub enum Event {
         /// How many files.
         files: usize,
     },
+    /// The results were read and the thresholds judged.
+    ResultsJudged {
+        /// The task.
+        task: String,
+        /// Thresholds declared.
+        thresholds: usize,
+        /// Thresholds that failed.
+        failed: usize,
+        /// Why there are no results, if there are none (missing, unreadable).
+        problem: Option<String>,
+    },
     /// Removing the task's objects begins (after its run, on request, or on interrupt).
     TeardownStarted {
         /// The task.
@@ -163,6 +174,7 @@ impl Event {
             | Event::ProbeStarted { task, .. }
             | Event::ProbePassed { task, .. }
             | Event::ArtifactsSaved { task, .. }
+            | Event::ResultsJudged { task, .. }
             | Event::TeardownStarted { task }
             | Event::Interrupted { task }
             | Event::CleanupAbandoned { task }

@@ -55,6 +55,8 @@
 //! - [`labels`]: the `io.atq.*` labels on every object atq creates.
 //! - [`owner`] and [`prune`]: which process deployed a task, whether it still runs, and the one
 //!   decision ([`prune::decide`]) of whether `prune` may remove a task.
+//! - [`results`]: JTL/Locust/k6 readers, HDR-merged summaries per label and worker, thresholds
+//!   (exit code 99), `summary.json`, `junit.xml` and `report.html`.
 //! - [`error`]: the one [`Error`] type.
 
 pub mod artifacts;
@@ -71,6 +73,7 @@ pub mod event;
 pub mod labels;
 pub mod owner;
 pub mod prune;
+pub mod results;
 pub mod run;
 mod serde_util;
 pub mod service;

@@ -37,11 +37,16 @@ use crate::director::{DeployOptions, Director};
 use crate::error::{Error, Result};
 use crate::event::{stamp, Event, LogRecord, RunEvent};
 use crate::labels::Role;
+use crate::results::{self, Report};
 use crate::task::Task;
 
 /// The process exit code of a run whose workers stopped while the master ran, though the master
 /// itself exited 0: the load was lower than asked, so CI must not go green.
 pub const EXIT_WORKERS_LOST: u8 = 98;
+
+/// The process exit code of a run whose thresholds failed, though the master exited 0 (k6's
+/// convention; [`results::THRESHOLDS_FAILED`]).
+pub const EXIT_THRESHOLDS_FAILED: u8 = 99;
 
 /// The process exit code of a failure of atq itself (it could not deploy, save artifacts, tear
 /// down), as the docker CLI uses 125 for its own errors.
@@ -203,6 +208,12 @@ pub struct RunReport {
     /// Why the teardown did not finish (what is left is named).
     #[serde(serialize_with = "error_text")]
     pub teardown_error: Option<Error>,
+    /// The results judged (when the task declares `results` or `thresholds`): the merged summary
+    /// and the thresholds' verdicts. In JSON, `results` is `summary.json`.
+    #[serde(skip)]
+    pub results: Option<Report>,
+    /// `summary.json`, `junit.xml` and `report.html`, written beside the artifacts.
+    pub result_files: Vec<PathBuf>,
     /// Whether the task was left on the engine.
     pub kept: bool,
     /// How long the whole run took.
@@ -212,10 +223,26 @@ pub struct RunReport {
 
 impl RunReport {
     /// Whether everything worked: the master exited 0, every worker stayed up, the artifacts
-    /// (if asked) were saved, the teardown (if done) finished.
+    /// (if asked) were saved, every threshold held, the teardown (if done) finished.
     #[must_use]
     pub fn succeeded(&self) -> bool {
-        self.outcome.succeeded() && self.artifacts_error.is_none() && self.teardown_error.is_none()
+        self.exit_code() == 0
+    }
+
+    /// Whether the thresholds (if any) held.
+    #[must_use]
+    pub fn thresholds_passed(&self) -> bool {
+        self.results.as_ref().is_none_or(Report::passed)
+    }
+
+    /// An artifacts error that is atq's own failure: not "the master wrote none" when results are
+    /// judged (the results then say they are missing, and the thresholds fail).
+    fn atq_artifacts_error(&self) -> bool {
+        match &self.artifacts_error {
+            Some(Error::ArtifactsNotFound { .. }) => self.results.is_none(),
+            Some(_) => true,
+            None => false,
+        }
     }
 
     /// The process exit code for this run, the one rule of every front:
@@ -223,8 +250,10 @@ impl RunReport {
     ///    [`EXIT_ATQ_ERROR`]); a master that could not start keeps the engine's code (126, 127);
     /// 2. [`EXIT_ATQ_ERROR`] (125) when atq could not save the artifacts asked for, or could not
     ///    tear the task down;
-    /// 3. [`EXIT_WORKERS_LOST`] (98) when workers stopped while the master ran;
-    /// 4. 0.
+    /// 3. [`EXIT_THRESHOLDS_FAILED`] (99, k6's convention) when a threshold failed — or the results
+    ///    were missing or unreadable while thresholds are declared;
+    /// 4. [`EXIT_WORKERS_LOST`] (98) when workers stopped while the master ran;
+    /// 5. 0.
     ///
     /// (Errors before a report exists — a failed deploy — are [`EXIT_ATQ_ERROR`]; an interrupted
     /// run is [`EXIT_INTERRUPTED`].)
@@ -234,8 +263,10 @@ impl RunReport {
             0 => {}
             code => return u8::try_from(code).unwrap_or(EXIT_ATQ_ERROR),
         }
-        if self.artifacts_error.is_some() || self.teardown_error.is_some() {
+        if self.atq_artifacts_error() || self.teardown_error.is_some() {
             EXIT_ATQ_ERROR
+        } else if !self.thresholds_passed() {
+            EXIT_THRESHOLDS_FAILED
         } else if !self.outcome.failed_workers.is_empty() {
             EXIT_WORKERS_LOST
         } else {
@@ -250,6 +281,10 @@ impl RunReport {
     pub fn to_json(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self).expect("reports always serialise");
         value["event"] = "outcome".into();
+        if let Some(report) = &self.results {
+            value["results"] = serde_json::from_str(&report.summary_json()).unwrap_or_default();
+            value["thresholds_passed"] = report.passed().into();
+        }
         value["exit_code"] = self.exit_code().into();
         stamp(&mut value, SystemTime::now());
         value
@@ -307,6 +342,7 @@ pub fn error_kind(error: &Error) -> &'static str {
         Error::TeardownIncomplete { .. } => "teardown_incomplete",
         Error::Cancelled(_) => "cancelled",
         Error::Interrupted { .. } => "interrupted",
+        Error::Results(_) => "results",
     }
 }
 
@@ -539,10 +575,17 @@ impl Flow {
             Err(e) => return self.end_after_failure(deployment, e).await,
         };
 
-        // Artifacts are read from the master's container: before any teardown removes it.
+        // Artifacts are read from the master's container: before any teardown removes it. When
+        // results are to be judged but no directory was asked for, they go to a temporary one.
+        let judge = self.task.results().is_some() || !self.task.thresholds().is_empty();
+        let scratch = match (&self.options.artifacts_dir, self.task.artifacts(), judge) {
+            (None, Some(_), true) => tempfile::tempdir().ok(),
+            _ => None,
+        };
+        let dir = self.options.artifacts_dir.clone().or_else(|| scratch.as_ref().map(|t| t.path().to_path_buf()));
         let (mut artifacts, mut artifacts_error, mut artifacts_dir) = (Vec::new(), None, None);
-        if let (Some(dir), Some(_)) = (&self.options.artifacts_dir, self.task.artifacts()) {
-            artifacts_dir = Some(dir.clone());
+        if let (Some(dir), Some(_)) = (&dir, self.task.artifacts()) {
+            artifacts_dir = scratch.is_none().then(|| dir.clone());
             match deployment.save_artifacts(dir).await {
                 Ok(files) => {
                     self.emit(Event::ArtifactsSaved {
@@ -555,8 +598,27 @@ impl Flow {
                 Err(e) => artifacts_error = Some(e),
             }
         }
+        let (mut judged, mut result_files) = (None, Vec::new());
+        if let Some(dir) = dir.as_deref().filter(|_| judge) {
+            if let Some(report) = results::analyze_task(dir, &self.task) {
+                if scratch.is_none() {
+                    match report.write_outputs(dir) {
+                        Ok(files) => result_files = files,
+                        Err(e) => tracing::warn!(error = %e, "cannot write the result reports"),
+                    }
+                }
+                let failed = report.verdicts().iter().filter(|v| !v.passed).count();
+                self.emit(Event::ResultsJudged {
+                    task: self.name(),
+                    thresholds: report.verdicts().len(),
+                    failed,
+                    problem: report.problem().map(str::to_owned),
+                });
+                judged = Some(report);
+            }
+        }
 
-        let failed = !outcome.succeeded() || artifacts_error.is_some();
+        let failed = !outcome.succeeded() || artifacts_error.is_some() || judged.as_ref().is_some_and(|r| !r.passed());
         let mut report = RunReport {
             task: self.name(),
             outcome,
@@ -565,6 +627,8 @@ impl Flow {
             artifacts,
             artifacts_error,
             teardown_error: None,
+            results: judged,
+            result_files,
             kept: false,
             duration: Duration::ZERO,
         };

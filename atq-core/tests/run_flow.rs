@@ -347,3 +347,48 @@ async fn a_master_that_never_starts_its_program_is_reported_with_the_engines_rea
     let info_state = director.list().await.unwrap();
     assert!(info_state.is_empty(), "torn down");
 }
+
+/// The results the master wrote are judged by the run: thresholds decide the exit code once the
+/// master exited 0 (99, k6's convention), the master's own code wins, missing results fail the
+/// thresholds, and the three reports land beside the artifacts.
+#[tokio::test]
+async fn the_run_judges_the_masters_results_and_thresholds_decide_the_exit_code() {
+    const JTL: &str = "timeStamp,elapsed,label,success\n1700000000000,50,a,true\n1700000000500,70,a,true\n";
+    let run = |code: i64, thresholds: &[&str], jtl: Option<&str>| {
+        let fake = FakeCluster::new();
+        let mut script = Script::exits(code);
+        if let Some(jtl) = jtl {
+            script = script.artifact("/atq/results/results.jtl", jtl);
+        }
+        fake.script(Matcher::role(Role::Master), script);
+        let t = task("judged", 1)
+            .to_builder()
+            .artifacts("/atq/results")
+            .thresholds(thresholds.iter().copied())
+            .build()
+            .unwrap();
+        async move {
+            let dir = tempfile::tempdir().unwrap();
+            let report = Director::new(fake.clone())
+                .run_with(&t, RunOptions::new().artifacts_dir(dir.path()), Interrupt::new())
+                .finish()
+                .await
+                .unwrap();
+            assert!(fake.is_empty());
+            (report, dir)
+        }
+    };
+    let (passed, dir) = run(0, &["p95 < 1s"], Some(JTL)).await;
+    assert_eq!(passed.exit_code(), 0);
+    for name in ["summary.json", "junit.xml", "report.html"] {
+        assert!(dir.path().join(name).is_file(), "{name}");
+    }
+    assert_eq!(passed.to_json()["results"]["total"]["count"], 2, "{}", passed.to_json()["results"]);
+    let (failed, _) = run(0, &["p95 < 10ms"], Some(JTL)).await;
+    assert_eq!(failed.exit_code(), 99);
+    let (master_wins, _) = run(3, &["p95 < 10ms"], Some(JTL)).await;
+    assert_eq!(master_wins.exit_code(), 3);
+    let (missing, _) = run(0, &["p95 < 1s"], None).await;
+    assert_eq!(missing.exit_code(), 99, "no results while thresholds are declared");
+    assert!(missing.results.as_ref().unwrap().problem().is_some());
+}

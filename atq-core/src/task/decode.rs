@@ -67,6 +67,8 @@ fn task_file(d: &mut Decoder<'_>, node: &Node) -> TaskFile {
         ttl: f.optional(d, "ttl", |d, n, p| d.seconds(n, p, TTL_WORDS)).unwrap_or(DEFAULT_TTL),
         labels: f.optional(d, "labels", Decoder::text_map).unwrap_or_default(),
         artifacts: f.optional(d, "artifacts", Decoder::text),
+        results: f.optional(d, "results", |d, n, p| d.serde(n, p)),
+        thresholds: f.optional(d, "thresholds", thresholds).unwrap_or_default(),
     };
     f.finish(d);
     file
@@ -120,6 +122,34 @@ pub(crate) fn service(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Se
     };
     f.finish(d);
     Some(service)
+}
+
+/// `thresholds: ["p95 < 500ms", …]`: each item as written. YAML reads an unquoted
+/// `- label=login: p99 < 1s` as a one-entry map; it is the same threshold. Each rule is checked in
+/// `validate` (through `results::validate`), at `thresholds[i]`.
+fn thresholds(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Vec<String>> {
+    let Kind::List(items) = &node.kind else {
+        d.expected(node, path, "a list of thresholds, like [\"p95 < 500ms\", \"error_rate < 1%\"]");
+        return None;
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let item_path = format!("{path}[{i}]");
+        match &item.kind {
+            Kind::Map(entries) if entries.len() == 1 => {
+                let (key, value) = &entries[0];
+                if let Some(rule) = d.text(value, &item_path) {
+                    out.push(format!("{}: {rule}", key.name));
+                }
+            }
+            _ => {
+                if let Some(text) = d.text(item, &item_path) {
+                    out.push(text);
+                }
+            }
+        }
+    }
+    Some(out)
 }
 
 /// `shards: [{file, split, header, delimiter}]`: every item, every problem.
