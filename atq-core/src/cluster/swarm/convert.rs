@@ -156,12 +156,8 @@ pub(super) fn service_spec(spec: &ServiceSpec, local_node: &str) -> BollardServi
 /// answer can overflow it.
 pub(super) fn unix_seconds(timestamp: &str) -> Option<i64> {
     let b = timestamp.as_bytes();
-    let separators_ok = b.len() >= 19
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && matches!(b[10], b'T' | b't')
-        && b[13] == b':'
-        && b[16] == b':';
+    let separators_ok =
+        b.len() >= 19 && b[4] == b'-' && b[7] == b'-' && matches!(b[10], b'T' | b't') && b[13] == b':' && b[16] == b':';
     if !separators_ok {
         return None;
     }

@@ -38,18 +38,18 @@ pub(super) type Slots = Arc<Mutex<HashMap<String, u32>>>;
 pub(super) type Frames = Pin<Box<dyn Stream<Item = Result<LogOutput, BollardError>> + Send>>;
 
 /// A line as parsed, before its replica is looked up.
-struct Parsed {
+pub(super) struct Parsed {
     /// `(unix seconds, nanoseconds)` of its timestamp, for ordering.
-    key: Option<(i64, u32)>,
+    pub(super) key: Option<(i64, u32)>,
     /// The swarm task that printed it (from the details).
-    task: Option<String>,
+    pub(super) task: Option<String>,
     /// The line (its replica filled in later).
-    line: LogLine,
+    pub(super) line: LogLine,
 }
 
 /// Splits chunks into lines per source.
 #[derive(Default)]
-struct Lines {
+pub(super) struct Lines {
     /// Unfinished stdout (and TTY) text.
     stdout: Vec<u8>,
     /// Unfinished stderr text.
@@ -58,7 +58,7 @@ struct Lines {
 
 impl Lines {
     /// Adds a chunk; returns the lines it completed.
-    fn push(&mut self, output: LogOutput) -> Vec<Parsed> {
+    pub(super) fn push(&mut self, output: LogOutput) -> Vec<Parsed> {
         let (source, buf, bytes) = match output {
             LogOutput::StdErr { message } => (LogSource::Stderr, &mut self.stderr, message),
             LogOutput::StdOut { message } | LogOutput::Console { message } => {
@@ -76,7 +76,7 @@ impl Lines {
     }
 
     /// What is left without a final newline.
-    fn finish(&mut self) -> Vec<Parsed> {
+    pub(super) fn finish(&mut self) -> Vec<Parsed> {
         let mut lines = Vec::new();
         for (source, buf) in [(LogSource::Stdout, &mut self.stdout), (LogSource::Stderr, &mut self.stderr)] {
             if !buf.is_empty() {
@@ -89,7 +89,7 @@ impl Lines {
 }
 
 /// One line: its timestamp if it has one, the task named in its details, and its text without both.
-fn line_of(source: LogSource, raw: &[u8]) -> Parsed {
+pub(super) fn line_of(source: LogSource, raw: &[u8]) -> Parsed {
     let text = String::from_utf8_lossy(raw);
     let mut text: &str = text.strip_suffix('\r').unwrap_or(&text);
     let mut key = None;

@@ -33,6 +33,8 @@
 
 mod convert;
 mod logs;
+#[cfg(test)]
+mod properties;
 mod tasks;
 
 use std::sync::{Arc, Mutex, PoisonError};
