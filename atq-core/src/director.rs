@@ -386,7 +386,12 @@ impl Director {
             master.env.push(("ATQ_RESULTS_DIR".into(), dir.into()));
         }
         master.placement.local_node = pin_master;
-        master.configs.push(ConfigMount { config_id, config_name: config.name, target: WORKERS_FILE.into() });
+        master.configs.push(ConfigMount {
+            config_id,
+            config_name: config.name,
+            target: WORKERS_FILE.into(),
+            mode: ConfigMount::READ_ONLY,
+        });
         let id = self.create_service(task, &master).await?;
         created.push(ResourceKind::Service, id);
         self.emit(Event::MasterCreated { task: name.clone(), service: master.name.clone() });

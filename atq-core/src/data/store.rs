@@ -225,7 +225,10 @@ pub async fn bundle_mounts(cluster: &dyn Cluster, id: &str) -> Result<Vec<Config
             .into());
         }
         let target = format!("{DATA_DIR}/{path}");
-        by_path.insert(path.clone(), ConfigMount { config_id: config.id, config_name: config.name, target });
+        by_path.insert(
+            path.clone(),
+            ConfigMount { config_id: config.id, config_name: config.name, target, mode: ConfigMount::READ_ONLY },
+        );
     }
     if by_path.len() < expected {
         return Err(DataError::Incomplete { id: id.to_owned(), stored: by_path.len(), expected }.into());

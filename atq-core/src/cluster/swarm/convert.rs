@@ -83,7 +83,7 @@ pub(super) fn service_spec(spec: &ServiceSpec, local_node: &str) -> BollardServi
                 name: Some(c.target.clone()),
                 uid: Some("0".to_string()),
                 gid: Some("0".to_string()),
-                mode: Some(0o444),
+                mode: Some(c.mode),
             }),
             config_id: Some(c.config_id.clone()),
             config_name: Some(c.config_name.clone()),
@@ -286,7 +286,12 @@ mod tests {
             placement: Placement { local_node: true, constraints: vec!["node.role==manager".into()] },
             stop_grace_period: Some(Duration::from_secs(1)),
             mounts: vec![Mount { kind: MountKind::Bind, source: "/h".into(), target: "/c".into(), read_only: true }],
-            configs: vec![ConfigMount { config_id: "id".into(), config_name: "n".into(), target: "/atq/f".into() }],
+            configs: vec![ConfigMount {
+                config_id: "id".into(),
+                config_name: "n".into(),
+                target: "/atq/f".into(),
+                mode: ConfigMount::EXECUTABLE,
+            }],
             ..Default::default()
         };
         let s = service_spec(&spec, "node-7");
@@ -305,7 +310,7 @@ mod tests {
         assert_eq!(t.restart_policy.unwrap().condition, Some(TaskSpecRestartPolicyConditionEnum::NONE));
         assert_eq!(t.networks.unwrap()[0].target.as_deref(), Some("net"));
         let file = c.configs.unwrap().remove(0).file.unwrap();
-        assert_eq!((file.name.as_deref(), file.mode), (Some("/atq/f"), Some(0o444)));
+        assert_eq!((file.name.as_deref(), file.mode), (Some("/atq/f"), Some(0o555)));
         assert_eq!(c.mounts.unwrap()[0].typ, Some(MountType::BIND));
         assert_eq!(s.endpoint_spec.unwrap().mode, Some(EndpointSpecModeEnum::DNSRR));
         assert_eq!(s.mode.unwrap().replicated.unwrap().replicas, Some(3));
