@@ -150,8 +150,11 @@ fn demuxed(body: ByteStream) -> Vec<LogOutput> {
     block_on(logs::demux(body).map(|f| f.expect("no transport error in these bodies")).collect())
 }
 
-/// The texts of the lines `chunks` make, one stream.
-fn lines_of(chunks: &[Vec<u8>]) -> Vec<(Option<(i64, u32)>, Option<String>, String)> {
+/// A parsed line as compared here: its time key, its task, its text.
+type Seen = (Option<(i64, u32)>, Option<String>, String);
+
+/// The lines `chunks` make, one stream.
+fn lines_of(chunks: &[Vec<u8>]) -> Vec<Seen> {
     let mut lines = Lines::default();
     let mut out = Vec::new();
     for chunk in chunks {
