@@ -15,6 +15,8 @@ use futures_util::Stream;
 use crate::error::Result;
 use crate::service::{HealthCheck, Resources};
 
+pub mod endpoint;
+pub(crate) mod engine_http;
 pub mod fake;
 pub mod swarm;
 
