@@ -28,6 +28,7 @@ use bollard::errors::Error as BollardError;
 use futures_util::{Stream, StreamExt};
 
 use super::convert::unix_seconds;
+use crate::cluster::engine_http::ByteStream;
 use crate::cluster::{LogLine, LogSource, LogStream};
 use crate::error::{Error, Result};
 
@@ -257,9 +258,9 @@ const MAX_FRAME_BYTES: usize = 1 << 20;
 /// an 8-byte header `[stream, 0, 0, 0, size as u32 big-endian]` then its bytes); a TTY service's
 /// is raw text (reported as [`LogOutput::Console`]). Which one is decided from the first bytes: a
 /// multiplexed stream starts with 0, 1 or 2 then three zeros, raw log text with a timestamp digit.
-pub(super) fn demux(body: super::tasks::ByteStream) -> Frames {
+pub(super) fn demux(body: ByteStream) -> Frames {
     struct State {
-        body: super::tasks::ByteStream,
+        body: ByteStream,
         buf: Vec<u8>,
         raw: Option<bool>,
         done: bool,
@@ -321,7 +322,7 @@ pub(super) fn since_param(since: Option<SystemTime>) -> i32 {
 mod tests {
     use super::*;
 
-    fn body(chunks: Vec<&'static [u8]>) -> super::super::tasks::ByteStream {
+    fn body(chunks: Vec<&'static [u8]>) -> ByteStream {
         Box::pin(futures_util::stream::iter(chunks.into_iter().map(|c| Ok(hyper::body::Bytes::from_static(c)))))
     }
 

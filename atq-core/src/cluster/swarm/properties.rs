@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::convert::unix_seconds;
 use super::logs::{self, Lines};
-use super::tasks::{self, ByteStream, RawTask};
+use super::tasks::{self, RawTask};
+use crate::cluster::engine_http::ByteStream;
 use crate::cluster::LogSource;
 
 /// Most time one case may take: the decoders are linear, so anything near this is a bug.
