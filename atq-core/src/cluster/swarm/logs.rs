@@ -48,6 +48,10 @@ pub(super) struct Parsed {
     pub(super) line: LogLine,
 }
 
+/// Longest line kept whole: 1 MiB. Past it, a line is cut (between characters) and its rest
+/// continues as the next line, so output without newlines cannot grow the buffer without bound.
+pub(super) const MAX_LINE_BYTES: usize = 1 << 20;
+
 /// Splits chunks into lines per source.
 #[derive(Default)]
 pub(super) struct Lines {
@@ -67,11 +71,18 @@ impl Lines {
             }
             LogOutput::StdIn { .. } => return Vec::new(),
         };
-        buf.extend_from_slice(&bytes);
         let mut lines = Vec::new();
-        while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=pos).collect();
-            lines.push(line_of(source, &line[..line.len() - 1]));
+        for piece in bytes.split_inclusive(|&b| b == b'\n') {
+            buf.extend_from_slice(piece);
+            if buf.last() == Some(&b'\n') {
+                lines.push(line_of(source, &buf[..buf.len() - 1]));
+                buf.clear();
+            }
+            while buf.len() >= MAX_LINE_BYTES {
+                let cut = char_boundary_at_most(buf, MAX_LINE_BYTES);
+                let line: Vec<u8> = buf.drain(..cut).collect();
+                lines.push(line_of(source, &line));
+            }
         }
         lines
     }
@@ -87,6 +98,15 @@ impl Lines {
         }
         lines
     }
+}
+
+/// The largest `n <= max` (and > 0) at which `bytes` does not cut a UTF-8 character in two
+/// (a continuation byte is never a character's start); `max` when there is none near it.
+fn char_boundary_at_most(bytes: &[u8], max: usize) -> usize {
+    (max.saturating_sub(3).max(1)..=max)
+        .rev()
+        .find(|&n| bytes.get(n).is_none_or(|&b| (b & 0xC0) != 0x80))
+        .unwrap_or(max)
 }
 
 /// One line: its timestamp if it has one, the task named in its details, and its text without both.
@@ -367,6 +387,26 @@ mod tests {
             texts,
             [(LogSource::Stderr, "first err"), (LogSource::Stdout, "second"), (LogSource::Stdout, "third")]
         );
+    }
+
+    /// A replica that never writes a newline cannot grow the line buffer without bound: its
+    /// output comes out in pieces of at most [`MAX_LINE_BYTES`], cut between characters.
+    #[test]
+    fn a_line_without_end_comes_out_in_bounded_pieces() {
+        let mut lines = Lines::default();
+        let mut out = Vec::new();
+        // 3.5 MiB of two-byte characters, 64 KiB at a time, and never a newline.
+        let chunk = "é".repeat(32 * 1024);
+        for _ in 0..56 {
+            out.extend(lines.push(LogOutput::StdOut { message: chunk.clone().into_bytes().into() }));
+            assert!(lines.stdout.len() < MAX_LINE_BYTES, "buffer at {} bytes", lines.stdout.len());
+        }
+        out.extend(lines.finish());
+        assert!(out.len() >= 4, "{} pieces", out.len());
+        assert!(out.iter().all(|p| p.line.text.len() <= MAX_LINE_BYTES));
+        let total: usize = out.iter().map(|p| p.line.text.len()).sum();
+        assert_eq!(total, 56 * chunk.len(), "nothing lost");
+        assert!(out.iter().all(|p| !p.line.text.contains('\u{fffd}')), "a character was cut in two");
     }
 
     fn frames(chunks: Vec<Result<LogOutput, BollardError>>) -> Frames {
