@@ -127,7 +127,7 @@ impl EngineHttp {
 
     /// A bollard client that sends every request through this one; `timeout` bounds each request
     /// until its answer's headers (bollard's own rule).
-    pub(crate) fn docker(&self, timeout: Duration) -> Docker {
+    pub(crate) fn docker(&self, timeout: Duration) -> std::result::Result<Docker, BollardError> {
         let http = self.clone();
         let transport = move |request: BollardRequest| {
             let http = http.clone();
@@ -138,7 +138,6 @@ impl EngineHttp {
             minor_version: bollard::API_DEFAULT_VERSION.minor_version,
         };
         Docker::connect_with_custom_transport(transport, Some("http://engine"), timeout.as_secs().max(1), &version)
-            .expect("a custom transport needs no connection to be set up")
     }
 
     /// `GET path_and_query` (which starts with `/v1.xx/`), decoded from JSON; the whole exchange
@@ -148,7 +147,7 @@ impl EngineHttp {
         path_and_query: &str,
     ) -> std::result::Result<T, BollardError> {
         let exchange = async {
-            let response = self.send(get(path_and_query)).await?;
+            let response = self.send(get(path_and_query)?).await?;
             let status = response.status();
             let body = Limited::new(response.into_body(), MAX_JSON_BYTES).collect().await.map_err(|e| {
                 BollardError::IOError {
@@ -170,7 +169,7 @@ impl EngineHttp {
     /// `GET path_and_query`, its body as a stream of chunks (for the engine's log streams).
     /// [`REQUEST_TIMEOUT`] bounds the wait for the answer's headers; the caller bounds the body.
     pub(crate) async fn get_stream(&self, path_and_query: &str) -> std::result::Result<ByteStream, BollardError> {
-        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.send(get(path_and_query)))
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.send(get(path_and_query)?))
             .await
             .map_err(|_| BollardError::RequestTimeoutError)??;
         let status = response.status();
@@ -189,10 +188,10 @@ impl EngineHttp {
 }
 
 /// A `GET` of `path_and_query` with an empty body.
-fn get(path_and_query: &str) -> Request<Body> {
+fn get(path_and_query: &str) -> std::result::Result<Request<Body>, BollardError> {
     let mut request = Request::new(Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync());
-    *request.uri_mut() = path_and_query.parse().unwrap_or_else(|_| Uri::from_static("/"));
-    request
+    *request.uri_mut() = path_and_query.parse().map_err(|err| BollardError::InvalidURIError { err })?;
+    Ok(request)
 }
 
 /// The engine's error answer (`{"message": …}`) as bollard's error.

@@ -150,7 +150,7 @@ impl SwarmCluster {
         let host = endpoint.host();
         let unreachable = |message: String| Error::EngineUnreachable { host: host.to_string(), message };
         let raw = EngineHttp::new(endpoint)?;
-        let docker = raw.docker(BOLLARD_TIMEOUT);
+        let docker = raw.docker(BOLLARD_TIMEOUT).map_err(|e| unreachable(with_causes(&e)))?;
         let timeout = endpoint.connect_timeout();
         match tokio::time::timeout(timeout, docker.ping()).await {
             Err(_) => return Err(unreachable(format!("no answer within {timeout:?}"))),
