@@ -48,6 +48,13 @@ pub const PLAIN_PORT: u16 = 2375;
 /// The engine's port for TLS when `DOCKER_HOST` names none.
 pub const TLS_PORT: u16 = 2376;
 
+/// How long connecting waits for the first answer of an engine on this machine.
+pub const LOCAL_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How long connecting waits for the first answer of an engine on another machine (a TLS
+/// handshake over a real network).
+pub const REMOTE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The environment variable that allows plain HTTP to an engine on another machine.
 pub const ALLOW_PLAIN_TCP: &str = "ATQ_ALLOW_PLAIN_TCP";
 
@@ -262,14 +269,14 @@ impl Endpoint {
         self.local
     }
 
-    /// How long connecting may wait for the engine's first answer: 500 ms on this machine, 5 s
-    /// for a remote engine (a TLS handshake over a real network).
+    /// How long connecting may wait for the engine's first answer: [`LOCAL_CONNECT_TIMEOUT`] on
+    /// this machine, [`REMOTE_CONNECT_TIMEOUT`] for another one.
     #[must_use]
     pub fn connect_timeout(&self) -> Duration {
         if self.local {
-            Duration::from_millis(500)
+            LOCAL_CONNECT_TIMEOUT
         } else {
-            Duration::from_secs(5)
+            REMOTE_CONNECT_TIMEOUT
         }
     }
 }

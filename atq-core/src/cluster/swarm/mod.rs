@@ -66,7 +66,7 @@ pub use super::endpoint::DEFAULT_HOST;
 
 /// How long [`SwarmCluster::connect`] waits for the first answer of an engine on this machine
 /// (a remote one gets [`Endpoint::connect_timeout`]).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+pub const CONNECT_TIMEOUT: Duration = super::endpoint::LOCAL_CONNECT_TIMEOUT;
 
 /// Bound on each bollard request until its answer's headers (bollard's default).
 const BOLLARD_TIMEOUT: Duration = Duration::from_secs(120);
