@@ -10,9 +10,10 @@ use std::time::Duration;
 use atq_core::cluster::endpoint::{Endpoint, EndpointSettings, Transport};
 use atq_core::cluster::{Cluster, SwarmCluster};
 use atq_core::Error;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "tls/server.rs"]
+mod server;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls").join(name)
@@ -38,21 +39,7 @@ type Seen = Arc<Mutex<Vec<(String, bool)>>>;
 
 /// A fake swarm manager over TLS on `ip`, asking for a client certificate signed by the test CA.
 async fn fake_engine(ip: &str) -> (String, Seen) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_file(fixture("ca.pem")).unwrap()).unwrap();
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            vec![CertificateDer::from_pem_file(fixture("server.pem")).unwrap()],
-            PrivateKeyDer::from_pem_file(fixture("server-key.pem")).unwrap(),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = server::acceptor(&fixture(""));
     let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
     let address = listener.local_addr().unwrap();
     let seen = Seen::default();

@@ -12,8 +12,9 @@ use atq_core::cluster::endpoint::{Endpoint, EndpointSettings, Transport};
 use atq_core::cluster::{Backend, Cluster, NetworkSpec, ServiceSpec};
 use atq_core::SwarmCluster;
 use atq_tests::*;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+#[path = "../../atq-core/tests/tls/server.rs"]
+mod server;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../atq-core/tests/tls").join(name)
@@ -22,21 +23,7 @@ fn fixture(name: &str) -> PathBuf {
 /// A TLS proxy to the engine's unix socket; returns its `tcp://` address and a count of the
 /// connections it accepted with a client certificate.
 async fn tls_proxy(socket: PathBuf) -> (String, Arc<AtomicUsize>) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_file(fixture("ca.pem")).unwrap()).unwrap();
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            vec![CertificateDer::from_pem_file(fixture("server.pem")).unwrap()],
-            PrivateKeyDer::from_pem_file(fixture("server-key.pem")).unwrap(),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = server::acceptor(&fixture(""));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
