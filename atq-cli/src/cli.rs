@@ -33,7 +33,12 @@ Task files are YAML or JSON (ATQ-Director's payload format; `.json` files are re
 
 const AFTER_HELP: &str = "\
 Environment:
-  DOCKER_HOST   the Docker engine to use (default: the local socket); it must be a swarm manager
+  DOCKER_HOST   the Docker engine to use (default: the local socket); it must be a swarm manager.
+                unix:///path, tcp://HOST:PORT or https://HOST:PORT; plain tcp:// only to this
+                machine (ATQ_ALLOW_PLAIN_TCP=1 accepts another machine on a network you trust)
+  DOCKER_TLS_VERIFY, DOCKER_CERT_PATH
+                TLS as the docker CLI does it: ca.pem, cert.pem, key.pem in DOCKER_CERT_PATH
+                (default ~/.docker); the engine's certificate is always verified
   RUST_LOG      tracing output on stderr, e.g. RUST_LOG=atq_core=debug
   NO_COLOR      plain lines instead of progress bars
   ATQ_FAKE=1    for testing the CLI: use an in-memory fake engine instead of Docker

@@ -33,6 +33,11 @@ pub const BUNDLE_FILES: &str = "io.atq.bundle-files";
 pub const BUNDLE_SHARD: &str = "io.atq.bundle-shard";
 /// On a data config: the total bytes of its bundle.
 pub const BUNDLE_BYTES: &str = "io.atq.bundle-bytes";
+/// On a data config: the whole SHA-256 of its bundle (64 hex digits, see
+/// [`DataBundle::digest`](crate::data::DataBundle::digest)), compared before a push reuses it.
+pub const BUNDLE_DIGEST: &str = "io.atq.bundle-digest";
+/// On a data config: the file's mode in the containers, `0444` or `0555` (executable).
+pub const BUNDLE_MODE: &str = "io.atq.bundle-mode";
 /// On a worker or master service: the number of replicas the task asked for.
 pub const REPLICAS: &str = "io.atq.replicas";
 

@@ -329,6 +329,7 @@ pub fn error_kind(error: &Error) -> &'static str {
         Error::NotFound { .. } => "not_found",
         Error::Conflict { .. } => "conflict",
         Error::EngineUnreachable { .. } => "engine_unreachable",
+        Error::EngineAddress { .. } => "engine_address",
         Error::EngineUnsuitable { .. } => "engine_unsuitable",
         Error::Engine { .. } => "engine",
         Error::InUse { .. } => "in_use",

@@ -75,6 +75,7 @@ pub(crate) fn to_py(err: Error) -> PyErr {
             Error::NotFound { .. }
             | Error::Conflict { .. }
             | Error::EngineUnreachable { .. }
+            | Error::EngineAddress { .. }
             | Error::EngineUnsuitable { .. }
             | Error::InUse { .. }
             | Error::Engine { .. } => (EngineError::new_err(message), vec![]),

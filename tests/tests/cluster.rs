@@ -260,8 +260,12 @@ async fn a_config_is_visible_as_a_file_in_the_container() {
     let id = scope.cluster.create_config(&spec).await.unwrap();
     let mut service =
         shell_service(&scope, &unique("config"), &net, 1, "cat /atq/data/greeting; ls -ln /atq/data/greeting");
-    service.configs =
-        vec![ConfigMount { config_id: id, config_name: name.clone(), target: "/atq/data/greeting".into() }];
+    service.configs = vec![ConfigMount {
+        config_id: id,
+        config_name: name.clone(),
+        target: "/atq/data/greeting".into(),
+        mode: ConfigMount::READ_ONLY,
+    }];
     scope.cluster.create_service(&service).await.unwrap();
     let replicas = wait_replicas(&scope.cluster, &service.name, &net, Duration::from_secs(30), all_terminal(1)).await;
     assert_eq!(replicas[0].exit_code, Some(0), "{replicas:#?}");
@@ -273,6 +277,37 @@ async fn a_config_is_visible_as_a_file_in_the_container() {
     scope.cluster.remove_service(&service.name).await.unwrap();
     scope.cluster.remove_config(&name).await.unwrap();
     assert!(scope.cluster.remove_config(&name).await.unwrap_err().is_not_found());
+}
+
+/// A config mounted with [`ConfigMount::EXECUTABLE`] is a program the replica can run.
+#[tokio::test]
+async fn an_executable_config_runs_in_the_container() {
+    let scope = Scope::new("hardening-exec").await;
+    let net = network(&scope, &unique("hardening-exec")).await;
+    let name = unique("hardening-run");
+    let spec = ConfigSpec {
+        name: name.clone(),
+        data: b"#!/bin/sh\necho ran as $0\nexit 7\n".to_vec(),
+        labels: scope.labels(),
+        ..ConfigSpec::default()
+    };
+    let id = scope.cluster.create_config(&spec).await.unwrap();
+    let mut service =
+        shell_service(&scope, &unique("hardening-exec"), &net, 1, "ls -ln /atq/data/run.sh; /atq/data/run.sh");
+    service.configs = vec![ConfigMount {
+        config_id: id,
+        config_name: name.clone(),
+        target: "/atq/data/run.sh".into(),
+        mode: ConfigMount::EXECUTABLE,
+    }];
+    scope.cluster.create_service(&service).await.unwrap();
+    let replicas = wait_replicas(&scope.cluster, &service.name, &net, Duration::from_secs(30), all_terminal(1)).await;
+    let lines = logs_until(&scope.cluster, &service.name, Duration::from_secs(10), |l| l.len() >= 2).await;
+    assert_eq!(replicas[0].exit_code, Some(7), "{replicas:#?} {lines:?}");
+    assert!(lines[0].text.starts_with("-r-xr-xr-x"), "{lines:?}");
+    assert_eq!(lines[1].text, "ran as /atq/data/run.sh");
+    scope.cluster.remove_service(&service.name).await.unwrap();
+    scope.cluster.remove_config(&name).await.unwrap();
 }
 
 #[tokio::test]
@@ -373,7 +408,12 @@ async fn removal_leaves_nothing_behind() {
         .await
         .unwrap();
     let mut spec = shell_service(&scope, &unique("removal"), &net, 2, RUN_UNTIL_STOPPED);
-    spec.configs = vec![ConfigMount { config_id: id, config_name: config.clone(), target: "/atq/data/d".into() }];
+    spec.configs = vec![ConfigMount {
+        config_id: id,
+        config_name: config.clone(),
+        target: "/atq/data/d".into(),
+        mode: ConfigMount::READ_ONLY,
+    }];
     scope.cluster.create_service(&spec).await.unwrap();
     wait_replicas(&scope.cluster, &spec.name, &net, Duration::from_secs(30), all_running(2)).await;
     assert_eq!(scope.leftover_containers().len(), 2);
@@ -467,7 +507,12 @@ async fn each_replica_reads_its_own_per_replica_config_and_slot() {
     );
     service.env = vec![("LITERAL".into(), "{{.Task.Slot}}".into())];
     service.slot_env = vec!["ATQ_WORKER_INDEX".into()];
-    service.configs = vec![ConfigMount { config_id: id, config_name: name.clone(), target: "/atq/data/u.csv".into() }];
+    service.configs = vec![ConfigMount {
+        config_id: id,
+        config_name: name.clone(),
+        target: "/atq/data/u.csv".into(),
+        mode: ConfigMount::READ_ONLY,
+    }];
     scope.cluster.create_service(&service).await.unwrap();
     let replicas = wait_replicas(&scope.cluster, &service.name, &net, Duration::from_secs(60), all_terminal(3)).await;
     assert!(replicas.iter().all(|r| r.exit_code == Some(0)), "{replicas:#?}");

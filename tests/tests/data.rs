@@ -78,3 +78,49 @@ async fn a_bundle_reaches_master_and_workers_at_its_relative_paths_and_is_kept_w
     assert!(list_bundles(&cluster).await.unwrap().iter().all(|b| b.id != id));
     bundle_scope.assert_nothing_left().await;
 }
+
+/// A pushed `run.sh` that is executable in its directory runs in the containers (mode 0555);
+/// the data file beside it stays 0444.
+#[tokio::test]
+async fn an_executable_script_in_a_bundle_runs_in_the_master() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let script =
+        format!("#!/bin/sh\n# {}\necho \"script ran: $(cat /atq/data/users.csv)\"\nexit 3\n", unique("hardening"));
+    std::fs::write(dir.path().join("run.sh"), script).unwrap();
+    std::fs::set_permissions(dir.path().join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("users.csv"), "alice").unwrap();
+    let bundle = DataBundle::from_dir(dir.path()).unwrap();
+    assert!(bundle.is_executable("run.sh"));
+
+    let cluster = cluster().await;
+    let id = bundle.push(&cluster).await.unwrap();
+    let bundle_scope = Scope::for_bundle(&id).await;
+    let name = unique("hardening-exec");
+    let scope = Scope::for_task(&name).await;
+    let master = Service::new(BUSYBOX)
+        .data(&id)
+        .command(["sh", "-c"])
+        .args(["ls -l /atq/data/run.sh /atq/data/users.csv; /atq/data/run.sh"]);
+    let worker = Service::new(BUSYBOX).command(["sh", "-c"]).args([RUN_UNTIL_STOPPED]);
+    let task = Task::builder(&name).workers(worker).master(master).build().unwrap();
+    let director = Director::new(cluster.clone());
+    let deployment = director.deploy(&task).await.unwrap();
+    let outcome = deployment.wait(Some(Duration::from_secs(30))).await.unwrap();
+    assert_eq!(outcome.exit_code, 3, "{outcome:#?}");
+    assert!(outcome.logs.contains("script ran: alice"), "{}", outcome.logs);
+    assert!(
+        outcome.logs.lines().any(|l| l.starts_with("-r-xr-xr-x") && l.ends_with("/atq/data/run.sh")),
+        "{}",
+        outcome.logs
+    );
+    assert!(
+        outcome.logs.lines().any(|l| l.starts_with("-r--r--r--") && l.ends_with("/atq/data/users.csv")),
+        "{}",
+        outcome.logs
+    );
+    deployment.teardown().await.unwrap();
+    scope.assert_nothing_left().await;
+    remove_bundle(&cluster, &id).await.unwrap();
+    bundle_scope.assert_nothing_left().await;
+}

@@ -15,6 +15,8 @@ use futures_util::Stream;
 use crate::error::Result;
 use crate::service::{HealthCheck, Resources};
 
+pub mod endpoint;
+pub(crate) mod engine_http;
 pub mod fake;
 pub mod swarm;
 
@@ -276,6 +278,16 @@ pub struct ConfigMount {
     pub config_name: String,
     /// Absolute path of the file inside the container.
     pub target: String,
+    /// The file's permission bits in the container: [`ConfigMount::READ_ONLY`] (`0o444`), or
+    /// [`ConfigMount::EXECUTABLE`] (`0o555`) for a program or script the replica runs.
+    pub mode: u32,
+}
+
+impl ConfigMount {
+    /// Mode of a data file: readable by everyone, writable by no one.
+    pub const READ_ONLY: u32 = 0o444;
+    /// Mode of an executable file (a script a replica runs): also executable by everyone.
+    pub const EXECUTABLE: u32 = 0o555;
 }
 
 /// A config to store.

@@ -5,9 +5,14 @@
 //! the archive declares.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
+use std::ffi::CStr;
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::fd::OwnedFd;
 use std::path::Path;
+
+use rustix::fs::{self, AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
 
 use zip::ZipArchive;
 
@@ -120,7 +125,8 @@ impl DataBundle {
             if is_dir {
                 intake.add_dir(path)?;
             } else {
-                intake.add_file(path, file).map_err(|e| match e {
+                let executable = file.unix_mode().is_some_and(|mode| mode & 0o111 != 0);
+                intake.add_file(path, file, executable).map_err(|e| match e {
                     ReadError::Limit(e) => e,
                     ReadError::Io(e) => archive_error(Some(name.clone()), zip::result::ZipError::Io(e)),
                 })?;
@@ -142,16 +148,25 @@ impl DataBundle {
 
     /// Reads a bundle from a directory, with the given limits.
     ///
+    /// The walk holds each directory open and names its entries relative to that handle
+    /// (`openat` with `O_NOFOLLOW`), never by a path from the root: a subdirectory swapped for a
+    /// symbolic link while it is read is refused as a link, and an entry replaced by another
+    /// object between its listing and its opening is refused as changed.
+    ///
     /// # Errors
-    /// As [`DataBundle::from_zip`].
+    /// As [`DataBundle::from_zip`]; [`DataError::Changed`] when an entry is replaced while read.
     pub fn from_dir_with(path: impl AsRef<Path>, limits: &Limits) -> Result<Self> {
         let root = path.as_ref();
-        let meta = fs::metadata(root).map_err(|e| io_error(root, e))?;
-        if !meta.is_dir() {
-            return Err(io_error(root, io::Error::new(io::ErrorKind::NotADirectory, "not a directory")));
-        }
+        // The root itself may be reached through a symbolic link: that one is followed.
+        let fd = fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| {
+            if e == Errno::NOTDIR {
+                io_error(root, io::Error::new(io::ErrorKind::NotADirectory, "not a directory"))
+            } else {
+                io_error(root, e.into())
+            }
+        })?;
         let mut intake = Intake::new(&root.display().to_string(), limits);
-        walk(&mut intake, root, "")?;
+        walk(&mut intake, &fd, root, "")?;
         intake.finish()
     }
 
@@ -162,7 +177,7 @@ impl DataBundle {
     /// As [`DataBundle::from_zip`].
     pub fn from_path(path: impl AsRef<Path>, limits: &Limits) -> Result<Self> {
         let path = path.as_ref();
-        let meta = fs::metadata(path).map_err(|e| io_error(path, e))?;
+        let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
         if meta.is_dir() {
             Self::from_dir_with(path, limits)
         } else {
@@ -175,47 +190,94 @@ fn io_error(path: &Path, source: io::Error) -> Error {
     Error::Io { path: path.display().to_string(), source }
 }
 
-/// Adds the entries under `dir` (whose path in the bundle is `rel`, "" for the root).
-fn walk(intake: &mut Intake<'_>, dir: &Path, rel: &str) -> Result<()> {
-    let mut entries = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
-        let entry = entry.map_err(|e| io_error(dir, e))?;
-        intake.count_entry()?;
-        entries.push(entry);
-    }
-    entries.sort_by_key(fs::DirEntry::file_name);
-    for entry in entries {
-        let full = entry.path();
+/// Adds the entries of the open directory `dir`, whose path in the bundle is `rel` ("" for the
+/// root); `root` is the directory read, for messages.
+fn walk(intake: &mut Intake<'_>, dir: &OwnedFd, root: &Path, rel: &str) -> Result<()> {
+    let here = root.join(rel);
+    let listing_error = |e: Errno| io_error(&here, e.into());
+    let mut names = Vec::new();
+    for entry in fs::Dir::read_from(dir).map_err(listing_error)? {
+        let entry = entry.map_err(listing_error)?;
         let name = entry.file_name();
-        let Some(name) = name.to_str() else {
+        if name == c"." || name == c".." {
+            continue;
+        }
+        intake.count_entry()?;
+        names.push(name.to_owned());
+    }
+    names.sort();
+    for name in names {
+        let Ok(name_str) = name.to_str() else {
             let shown = join(rel, &name.to_string_lossy());
             return Err(intake.unsafe_path(&shown, "its name is not valid UTF-8"));
         };
-        let shown = join(rel, name);
-        // `DirEntry::file_type` does not follow symbolic links.
-        let kind = entry.file_type().map_err(|e| io_error(&full, e))?;
-        if kind.is_symlink() {
-            return Err(intake.symlink(&shown));
-        }
-        let path = intake.check_path(&shown, kind.is_dir())?;
-        if kind.is_dir() {
-            intake.add_dir(path.clone())?;
-            walk(intake, &full, &path)?;
-        } else if kind.is_file() {
-            let file = open_regular(&full).map_err(|e| match e.kind() {
-                io::ErrorKind::InvalidInput => intake.special(&shown),
-                _ if is_symlink_error(&e) => intake.symlink(&shown),
-                _ => io_error(&full, e),
-            })?;
-            intake.add_file(path, file).map_err(|e| match e {
-                ReadError::Limit(e) => e,
-                ReadError::Io(e) => io_error(&full, e),
-            })?;
-        } else {
-            return Err(intake.special(&shown));
+        let shown = join(rel, name_str);
+        let full = here.join(name_str);
+        // What the entry is, without following a link.
+        let listed =
+            fs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(|e| io_error(&full, e.into()))?;
+        match FileType::from_raw_mode(listed.st_mode) {
+            FileType::Symlink => return Err(intake.symlink(&shown)),
+            FileType::Directory => {
+                let path = intake.check_path(&shown, true)?;
+                let sub = open_entry(intake, dir, &name, &shown, &full, &listed)?;
+                intake.add_dir(path.clone())?;
+                walk(intake, &sub, root, &path)?;
+            }
+            FileType::RegularFile => {
+                let path = intake.check_path(&shown, false)?;
+                let fd = open_entry(intake, dir, &name, &shown, &full, &listed)?;
+                let executable = listed.st_mode & 0o111 != 0;
+                intake.add_file(path, std::fs::File::from(fd), executable).map_err(|e| match e {
+                    ReadError::Limit(e) => e,
+                    ReadError::Io(e) => io_error(&full, e),
+                })?;
+            }
+            _ => return Err(intake.special(&shown)),
         }
     }
     Ok(())
+}
+
+/// Opens the entry `name` of `dir`, listed as `listed`: never through a symbolic link
+/// (`O_NOFOLLOW`), never blocking (`O_NONBLOCK`, should a FIFO have been swapped in), and only
+/// if it is still the object that was listed (same device, inode and type).
+fn open_entry(
+    intake: &Intake<'_>,
+    dir: &OwnedFd,
+    name: &CStr,
+    shown: &str,
+    full: &Path,
+    listed: &fs::Stat,
+) -> Result<OwnedFd> {
+    #[cfg(test)]
+    hooks::before_open(shown);
+    let kind = FileType::from_raw_mode(listed.st_mode);
+    let mut flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    if kind == FileType::Directory {
+        flags |= OFlags::DIRECTORY;
+    }
+    let fd = match fs::openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        // ELOOP: O_NOFOLLOW met a link; ENOTDIR: O_DIRECTORY met something else; ENXIO: a
+        // socket. The entry was swapped since it was listed: for a link, say so.
+        Err(Errno::LOOP | Errno::NOTDIR | Errno::NXIO) => {
+            let now = fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map(|s| FileType::from_raw_mode(s.st_mode));
+            return Err(if matches!(now, Ok(FileType::Symlink)) {
+                intake.symlink(shown)
+            } else {
+                intake.changed(shown)
+            });
+        }
+        Err(e) => return Err(io_error(full, e.into())),
+    };
+    let opened = fs::fstat(&fd).map_err(|e| io_error(full, e.into()))?;
+    if (opened.st_dev, opened.st_ino) != (listed.st_dev, listed.st_ino)
+        || FileType::from_raw_mode(opened.st_mode) != kind
+    {
+        return Err(intake.changed(shown));
+    }
+    Ok(fd)
 }
 
 fn join(rel: &str, name: &str) -> String {
@@ -223,36 +285,6 @@ fn join(rel: &str, name: &str) -> String {
         name.to_owned()
     } else {
         format!("{rel}/{name}")
-    }
-}
-
-/// Opens a file that was a regular file when listed, refusing it if it was swapped for a symbolic
-/// link (ELOOP, with `O_NOFOLLOW`) or something else (InvalidInput) in between; `O_NONBLOCK` keeps
-/// a swapped-in FIFO from blocking the open.
-fn open_regular(path: &Path) -> io::Result<File> {
-    let mut options = fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    }
-    let file = options.open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
-    }
-    Ok(file)
-}
-
-fn is_symlink_error(e: &io::Error) -> bool {
-    #[cfg(unix)]
-    {
-        e.raw_os_error() == Some(libc::ELOOP)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = e;
-        false
     }
 }
 
@@ -270,6 +302,8 @@ struct Intake<'a> {
     limits: &'a Limits,
     /// Files read so far.
     files: BTreeMap<String, Vec<u8>>,
+    /// The files among them whose mode lets anyone execute them.
+    executables: BTreeSet<String>,
     /// Every directory seen, explicit or implied by a file's path.
     dirs: BTreeSet<String>,
     /// Entries seen so far (files and directories).
@@ -284,6 +318,7 @@ impl<'a> Intake<'a> {
             source_name: source_name.to_owned(),
             limits,
             files: BTreeMap::new(),
+            executables: BTreeSet::new(),
             dirs: BTreeSet::new(),
             entries: 0,
             total_bytes: 0,
@@ -300,6 +335,10 @@ impl<'a> Intake<'a> {
 
     fn symlink(&self, entry: &str) -> Error {
         DataError::Symlink { source_name: self.source_name.clone(), entry: entry.to_owned() }.into()
+    }
+
+    fn changed(&self, entry: &str) -> Error {
+        DataError::Changed { source_name: self.source_name.clone(), entry: entry.to_owned() }.into()
     }
 
     fn special(&self, entry: &str) -> Error {
@@ -377,7 +416,9 @@ impl<'a> Intake<'a> {
         self.add_parents(&path, true)
     }
 
-    fn add_file(&mut self, path: String, reader: impl Read) -> std::result::Result<(), ReadError> {
+    /// Adds a file, read through `reader` within the limits; `executable` when its mode lets
+    /// anyone execute it.
+    fn add_file(&mut self, path: String, reader: impl Read, executable: bool) -> std::result::Result<(), ReadError> {
         if self.files.contains_key(&path) {
             return Err(ReadError::Limit(self.clash(&path, "the bundle already has a file of this path".to_owned())));
         }
@@ -420,6 +461,9 @@ impl<'a> Intake<'a> {
             ));
         }
         self.total_bytes += size;
+        if executable {
+            self.executables.insert(path.clone());
+        }
         self.files.insert(path, content);
         Ok(())
     }
@@ -428,6 +472,36 @@ impl<'a> Intake<'a> {
         if self.files.is_empty() {
             return Err(DataError::NoFiles { source_name: self.source_name }.into());
         }
-        Ok(DataBundle::new(self.files))
+        Ok(DataBundle::new(self.files, self.executables))
+    }
+}
+
+/// Test hooks: let a test act between a directory's listing and the opening of an entry (to
+/// swap it for a symbolic link, say), deterministically.
+#[cfg(test)]
+pub(super) mod hooks {
+    use std::cell::RefCell;
+
+    /// A hook: called with the entry's path in the bundle.
+    pub(in crate::data) type Hook = Box<dyn FnMut(&str)>;
+
+    thread_local! {
+        static BEFORE_OPEN: RefCell<Option<Hook>> = RefCell::new(None);
+    }
+
+    /// Runs `f` with `hook` called before each entry of a directory is opened (this thread only).
+    pub(in crate::data) fn with_before_open<T>(hook: Hook, f: impl FnOnce() -> T) -> T {
+        BEFORE_OPEN.with(|h| *h.borrow_mut() = Some(hook));
+        let out = f();
+        BEFORE_OPEN.with(|h| *h.borrow_mut() = None);
+        out
+    }
+
+    pub(super) fn before_open(path: &str) {
+        BEFORE_OPEN.with(|h| {
+            if let Some(hook) = h.borrow_mut().as_mut() {
+                hook(path);
+            }
+        });
     }
 }

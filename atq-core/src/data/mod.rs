@@ -21,10 +21,23 @@
 //! archive declares), a file at or above [`Limits::max_file_bytes`], and empty files (a swarm config
 //! holds at least one byte).
 //!
-//! ## Ids
+//! A directory is walked relative to open directory handles (`openat` with `O_NOFOLLOW`), never
+//! by paths from its root: a subdirectory swapped for a symbolic link while it is read is refused
+//! as a link, and an entry replaced between its listing and its opening is refused as changed
+//! ([`DataError::Changed`]).
+//!
+//! ## Modes
+//! A file whose mode lets anyone execute it (the unix mode of its zip entry, or its mode in the
+//! directory) stays executable: it is mounted with mode `0o555`, every other file `0o444`
+//! ([`DataBundle::mode`]). So a pushed `run.sh` runs as `/atq/data/run.sh`.
+//!
+//! ## Ids and digests
 //! A bundle's id is the first 16 hex digits of a SHA-256 over its files sorted by path, each framed
-//! with its length (see [`DataBundle::id`]): the same files give the same id whether they came from
-//! a directory or a zip, whatever the compression, timestamps or entry order.
+//! with its length, and its executables (see [`DataBundle::id`]): the same files give the same id
+//! whether they came from a directory or a zip, whatever the compression, timestamps or entry
+//! order. The whole SHA-256 ([`DataBundle::digest`]) is stored with every config of the bundle;
+//! a push compares it before it counts configs already stored under the id as its own
+//! ([`DataError::Mismatch`] otherwise), since 64 bits alone can be made to collide.
 //!
 //! ```
 //! use atq_core::data::DataBundle;
@@ -40,12 +53,12 @@
 //! # }
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
-use crate::cluster::EngineInfo;
+use crate::cluster::{ConfigMount, EngineInfo};
 
 mod central_directory;
 mod intake;
@@ -62,6 +75,8 @@ pub use store::{bundle_mounts, bundle_users, list_bundles, remove_bundle, Bundle
 
 pub(crate) use source::validate_service_data;
 
+#[cfg(test)]
+mod integrity_tests;
 #[cfg(test)]
 mod tests;
 
@@ -163,8 +178,12 @@ pub(crate) fn max_config_bytes(info: &EngineInfo) -> u64 {
 pub struct DataBundle {
     /// Content-derived id, see [`DataBundle::id`].
     id: String,
+    /// The whole SHA-256 the id is a prefix of, see [`DataBundle::digest`].
+    digest: String,
     /// Relative path (`/`-separated) to content.
     files: BTreeMap<String, Vec<u8>>,
+    /// The files that are executable (in the zip's unix mode, or the directory's).
+    executables: BTreeSet<String>,
     /// Sum of the files' sizes.
     total_bytes: u64,
     /// Files marked to be split across the workers of every task that mounts the bundle, by path.
@@ -173,26 +192,58 @@ pub struct DataBundle {
 
 impl DataBundle {
     /// Builds a bundle from files already checked by intake.
-    fn new(files: BTreeMap<String, Vec<u8>>) -> Self {
+    fn new(files: BTreeMap<String, Vec<u8>>, executables: BTreeSet<String>) -> Self {
         let total_bytes = files.values().map(|c| c.len() as u64).sum();
-        DataBundle { id: content_id(&files, &BTreeMap::new()), files, total_bytes, shards: BTreeMap::new() }
+        let shards = BTreeMap::new();
+        let digest = content_digest(&files, &executables, &shards);
+        DataBundle { id: digest[..ID_LEN].to_owned(), digest, files, executables, total_bytes, shards }
     }
 
     /// The bundle's id: the same content always has the same id.
     ///
-    /// It is the first [`ID_LEN`] hex digits of SHA-256 over `"atq-bundle-v1\0"`, then for each
-    /// file in path order: the path's length (8 bytes, big-endian), the path, the content's length
-    /// (8 bytes, big-endian), the content. The lengths make the framing unambiguous; names,
-    /// timestamps, compression and entry order in an archive play no part.
+    /// It is the first [`ID_LEN`] hex digits of the bundle's [`digest`](Self::digest): SHA-256
+    /// over `"atq-bundle-v1\0"`, then for each file in path order: the path's length (8 bytes,
+    /// big-endian), the path, the content's length (8 bytes, big-endian), the content; then, only
+    /// when some files are executable, `u64::MAX` (a length no path has) and each executable path
+    /// framed with its length. The lengths make the framing unambiguous; names, timestamps,
+    /// compression and entry order in an archive play no part, and a bundle without executables
+    /// keeps the id it had before modes counted.
     #[must_use]
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The full SHA-256 of the bundle's content and modes (64 hex digits), of which
+    /// [`id`](Self::id) is the prefix. [`DataBundle::push`] stores it on every config of the
+    /// bundle and compares it before reusing configs already stored under the id.
+    #[must_use]
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     /// The files: relative path (`/`-separated, e.g. `plans/a/b.jmx`) to content, sorted by path.
     #[must_use]
     pub fn files(&self) -> &BTreeMap<String, Vec<u8>> {
         &self.files
+    }
+
+    /// Whether the file at `path` is executable: its zip entry's unix mode, or its mode in the
+    /// directory, lets anyone execute it. It is then mounted with mode `0o555` (else `0o444`).
+    #[must_use]
+    pub fn is_executable(&self, path: &str) -> bool {
+        self.executables.contains(path)
+    }
+
+    /// The mode the file at `path` gets in the containers:
+    /// [`ConfigMount::EXECUTABLE`](crate::cluster::ConfigMount::EXECUTABLE) for an executable,
+    /// [`ConfigMount::READ_ONLY`](crate::cluster::ConfigMount::READ_ONLY) otherwise.
+    #[must_use]
+    pub fn mode(&self, path: &str) -> u32 {
+        if self.is_executable(path) {
+            ConfigMount::EXECUTABLE
+        } else {
+            ConfigMount::READ_ONLY
+        }
     }
 
     /// Number of files.
@@ -245,7 +296,8 @@ impl DataBundle {
             return Err(fail(format!("a bundle marks at most {MAX_SHARDS} files for sharding")).into());
         }
         self.shards.insert(shard.file.clone(), shard);
-        self.id = content_id(&self.files, &self.shards);
+        self.digest = content_digest(&self.files, &self.executables, &self.shards);
+        self.id = self.digest[..ID_LEN].to_owned();
         Ok(self)
     }
 
@@ -255,9 +307,14 @@ impl DataBundle {
     }
 }
 
-/// See [`DataBundle::id`]; shard marks, when there are any, follow the files (each as its path
-/// and its label value, framed the same way), so unmarked bundles keep their ids.
-fn content_id(files: &BTreeMap<String, Vec<u8>>, shards: &BTreeMap<String, Shard>) -> String {
+/// See [`DataBundle::id`]: the whole digest, as 64 hex digits. Shard marks, when there are any,
+/// follow the files (each as its path and its label value, framed the same way), and executable
+/// paths follow those, so bundles without either keep their ids.
+fn content_digest(
+    files: &BTreeMap<String, Vec<u8>>,
+    executables: &BTreeSet<String>,
+    shards: &BTreeMap<String, Shard>,
+) -> String {
     let mut hash = Sha256::new();
     hash.update(b"atq-bundle-v1\0");
     let mut framed = |a: &[u8], b: &[u8]| {
@@ -275,12 +332,18 @@ fn content_id(files: &BTreeMap<String, Vec<u8>>, shards: &BTreeMap<String, Shard
             framed(path.as_bytes(), shard_label(shard).as_bytes());
         }
     }
-    let digest = hash.finalize();
-    let mut id = String::with_capacity(ID_LEN);
-    for byte in digest.iter().take(ID_LEN / 2) {
-        let _ = write!(id, "{byte:02x}");
+    if !executables.is_empty() {
+        hash.update(u64::MAX.to_be_bytes());
+        for path in executables {
+            hash.update((path.len() as u64).to_be_bytes());
+            hash.update(path.as_bytes());
+        }
     }
-    id
+    let mut digest = String::with_capacity(64);
+    for byte in hash.finalize() {
+        let _ = write!(digest, "{byte:02x}");
+    }
+    digest
 }
 
 /// The value of the [`BUNDLE_SHARD`](crate::labels::BUNDLE_SHARD) label: the shard as JSON.

@@ -3,9 +3,17 @@
 //! A bundle's file number `i` (in path order) is the config `atq-data-<id>-<i>`, labelled
 //! [`MANAGED`](labels::MANAGED)`=true`, [`ROLE`](labels::ROLE)`=data`, [`BUNDLE`](labels::BUNDLE)`=<id>`,
 //! [`BUNDLE_PATH`](labels::BUNDLE_PATH)`=<relative path>`, [`BUNDLE_FILES`](labels::BUNDLE_FILES) and
-//! [`BUNDLE_BYTES`](labels::BUNDLE_BYTES) (the whole bundle's file count and size). Names follow
-//! from the content, so two processes pushing the same data race harmlessly: the engine's unique
+//! [`BUNDLE_BYTES`](labels::BUNDLE_BYTES) (the whole bundle's file count and size),
+//! [`BUNDLE_DIGEST`](labels::BUNDLE_DIGEST) (the bundle's whole SHA-256) and
+//! [`BUNDLE_MODE`](labels::BUNDLE_MODE) (`0444`, or `0555` for an executable). Names follow from
+//! the content, so two processes pushing the same data race harmlessly: the engine's unique
 //! config names make one create win and the other see a conflict, which is fine.
+//!
+//! An id is only 64 bits of the digest, so before a push counts configs already stored under its
+//! id as its own, it compares their digest, path and mode labels with its own, and it does so
+//! again after creating what was missing (a different bundle of the same id pushed at the same
+//! moment could have won some names): any difference is a [`DataError::Mismatch`], and nothing
+//! of someone else's bundle is ever served as this one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,10 +72,14 @@ impl DataBundle {
     /// the returned future is dropped midway, the configs created so far stay (labelled, listed by
     /// [`list_bundles`] as incomplete): push again to complete them, or [`remove_bundle`].
     ///
+    /// Configs already stored under the bundle's id are verified first (see the module docs).
+    ///
     /// # Errors
     /// [`DataError::FileTooLarge`] when a file does not fit in one of this engine's configs
     /// ([`EngineInfo::max_config_bytes`](crate::cluster::EngineInfo::max_config_bytes)), before
-    /// anything is stored; the engine's error when a create fails.
+    /// anything is stored; [`DataError::Mismatch`] when configs stored under the id hold other
+    /// content (before anything is stored, or after, with what this call created removed); the
+    /// engine's error when a create fails.
     pub async fn push(&self, cluster: &dyn Cluster) -> Result<String> {
         let limit = max_config_bytes(&cluster.info().await?);
         for (path, content) in &self.files {
@@ -82,13 +94,18 @@ impl DataBundle {
                 .into());
             }
         }
-        let existing: BTreeSet<String> = cluster
-            .list_resources(ResourceKind::Config, &bundle_selector(&self.id))
-            .await?
-            .into_iter()
-            .map(|r| r.name)
-            .collect();
+        let stored = cluster.list_resources(ResourceKind::Config, &bundle_selector(&self.id)).await?;
+        self.verify(&stored)?;
+        let existing: BTreeSet<String> = stored.into_iter().map(|r| r.name).collect();
         let mut created = Vec::new();
+        let undo = |created: Vec<String>| async move {
+            for name in created.iter().rev() {
+                if let Err(undo) = cluster.remove_config(name).await {
+                    tracing::warn!(config = %name, error = %undo, "could not remove a config while undoing a failed push");
+                }
+            }
+        };
+        let mut raced = false;
         for (index, (path, content)) in self.files.iter().enumerate() {
             let name = config_name(&self.id, index);
             if existing.contains(&name) {
@@ -102,22 +119,64 @@ impl DataBundle {
             };
             match cluster.create_config(&spec).await {
                 Ok(_) => created.push(name),
-                Err(Error::Conflict { .. }) => {}
+                Err(Error::Conflict { .. }) => raced = true,
                 Err(e) => {
-                    for name in created.iter().rev() {
-                        if let Err(undo) = cluster.remove_config(name).await {
-                            tracing::warn!(config = %name, error = %undo, "could not remove a config while undoing a failed push");
-                        }
-                    }
+                    undo(created).await;
                     return Err(e);
                 }
+            }
+        }
+        if raced {
+            // Another push created some of the names meanwhile: they must be this content too.
+            let stored = cluster.list_resources(ResourceKind::Config, &bundle_selector(&self.id)).await?;
+            if let Err(e) = self.verify(&stored) {
+                undo(created).await;
+                return Err(e);
             }
         }
         Ok(self.id.clone())
     }
 
+    /// Checks that every config in `stored` (configs labelled with this bundle's id) holds a
+    /// file of this bundle: the same digest, and the path and mode its name's index stands for.
+    fn verify(&self, stored: &[Resource]) -> Result<()> {
+        let mismatch = |config: &Resource, reason: String| -> Error {
+            DataError::Mismatch { id: self.id.clone(), config: config.name.clone(), reason }.into()
+        };
+        let by_name: BTreeMap<String, (&String, u32)> = self
+            .files
+            .keys()
+            .enumerate()
+            .map(|(index, path)| (config_name(&self.id, index), (path, self.mode(path))))
+            .collect();
+        for config in stored {
+            match config.labels.get(labels::BUNDLE_DIGEST) {
+                None => {
+                    return Err(mismatch(config, "it carries no content digest (an older atq pushed it)".to_owned()))
+                }
+                Some(digest) if *digest != self.digest => {
+                    return Err(mismatch(
+                        config,
+                        format!("its content digest is {digest}, this bundle's is {}", self.digest),
+                    ))
+                }
+                Some(_) => {}
+            }
+            let Some((path, mode)) = by_name.get(&config.name) else {
+                return Err(mismatch(config, "this bundle has no file of that number".to_owned()));
+            };
+            if config.labels.get(labels::BUNDLE_PATH) != Some(*path) {
+                return Err(mismatch(config, format!("it does not hold '{path}'")));
+            }
+            if config.labels.get(labels::BUNDLE_MODE).map(String::as_str) != Some(mode_label(*mode)) {
+                return Err(mismatch(config, format!("its mode is not {}", mode_label(*mode))));
+            }
+        }
+        Ok(())
+    }
+
     /// The labels of the config holding the file at `path`.
-    fn config_labels(&self, path: &str) -> BTreeMap<String, String> {
+    pub(super) fn config_labels(&self, path: &str) -> BTreeMap<String, String> {
         let mut labels = BTreeMap::from([
             (labels::MANAGED.to_owned(), "true".to_owned()),
             (labels::ROLE.to_owned(), Role::Data.as_str().to_owned()),
@@ -125,11 +184,22 @@ impl DataBundle {
             (labels::BUNDLE_PATH.to_owned(), path.to_owned()),
             (labels::BUNDLE_FILES.to_owned(), self.files.len().to_string()),
             (labels::BUNDLE_BYTES.to_owned(), self.total_bytes.to_string()),
+            (labels::BUNDLE_DIGEST.to_owned(), self.digest.clone()),
+            (labels::BUNDLE_MODE.to_owned(), mode_label(self.mode(path)).to_owned()),
         ]);
         if let Some(shard) = self.shards.get(path) {
             labels.insert(labels::BUNDLE_SHARD.to_owned(), shard_label(shard));
         }
         labels
+    }
+}
+
+/// The [`BUNDLE_MODE`](labels::BUNDLE_MODE) label's value for a mode.
+fn mode_label(mode: u32) -> &'static str {
+    if mode == ConfigMount::EXECUTABLE {
+        "0555"
+    } else {
+        "0444"
     }
 }
 
@@ -234,6 +304,17 @@ pub(crate) async fn bundle_mounts_and_shards(
         return Err(DataError::NotFound { id: id.to_owned() }.into());
     }
     let expected = configs.iter().filter_map(|c| label_number::<usize>(c, labels::BUNDLE_FILES)).max().unwrap_or(0);
+    // Every config of one bundle carries one digest (none, for a bundle an older atq pushed): two
+    // digests under one id are two bundles mixed, and neither is served.
+    let digest = configs[0].labels.get(labels::BUNDLE_DIGEST);
+    if let Some(other) = configs.iter().find(|c| c.labels.get(labels::BUNDLE_DIGEST) != digest) {
+        return Err(DataError::Mismatch {
+            id: id.to_owned(),
+            config: other.name.clone(),
+            reason: "its content digest differs from the other configs' of this id (two bundles mixed)".to_owned(),
+        }
+        .into());
+    }
     let mut by_path = BTreeMap::new();
     let mut shards = Vec::new();
     for config in configs {
@@ -249,8 +330,20 @@ pub(crate) async fn bundle_mounts_and_shards(
             }
             .into());
         }
+        let mode = match config.labels.get(labels::BUNDLE_MODE).map(String::as_str) {
+            None | Some("0444") => ConfigMount::READ_ONLY,
+            Some("0555") => ConfigMount::EXECUTABLE,
+            Some(other) => {
+                return Err(DataError::Mismatch {
+                    id: id.to_owned(),
+                    config: config.name.clone(),
+                    reason: format!("its stored mode '{other}' is neither 0444 nor 0555"),
+                }
+                .into())
+            }
+        };
         let target = format!("{DATA_DIR}/{path}");
-        by_path.insert(path.clone(), ConfigMount { config_id: config.id, config_name: config.name, target });
+        by_path.insert(path.clone(), ConfigMount { config_id: config.id, config_name: config.name, target, mode });
     }
     if by_path.len() < expected {
         return Err(DataError::Incomplete { id: id.to_owned(), stored: by_path.len(), expected }.into());

@@ -13,8 +13,8 @@ use zip::{CompressionMethod, DateTime, ZipWriter};
 
 use super::*;
 use crate::cluster::{
-    Cluster, ConfigSpec, EngineInfo, LabelSelector, LogStream, MockCluster, Mount, MountKind, NetworkSpec, Replica,
-    Resource, ResourceKind, ServiceSpec,
+    Cluster, ConfigMount, ConfigSpec, EngineInfo, LabelSelector, LogStream, MockCluster, Mount, MountKind, NetworkSpec,
+    Replica, Resource, ResourceKind, ServiceSpec,
 };
 use crate::error::{Error, Result};
 use crate::{labels, Service, Task};
@@ -115,6 +115,8 @@ struct MemCluster {
     fail_create: AtomicUsize,
     creates: AtomicUsize,
     removes: AtomicUsize,
+    /// A config stored just before the next create_config call runs (another push racing this one).
+    racing: Mutex<Option<ConfigSpec>>,
 }
 
 impl MemCluster {
@@ -126,7 +128,16 @@ impl MemCluster {
             fail_create: AtomicUsize::new(0),
             creates: AtomicUsize::new(0),
             removes: AtomicUsize::new(0),
+            racing: Mutex::new(None),
         }
+    }
+
+    /// Stores `spec` as is (labels and all), as another process could.
+    fn store(&self, spec: ConfigSpec) {
+        let mut configs = self.configs.lock().unwrap();
+        configs.next_id += 1;
+        let id = format!("cfg{}", configs.next_id);
+        configs.by_name.insert(spec.name.clone(), (id, spec));
     }
 
     /// Makes the `n`-th create_config call from now fail.
@@ -185,6 +196,9 @@ impl Cluster for MemCluster {
         unsupported("read logs")
     }
     async fn create_config(&self, spec: &ConfigSpec) -> Result<String> {
+        if let Some(other) = self.racing.lock().unwrap().take() {
+            self.store(other);
+        }
         let n = self.creates.fetch_add(1, Ordering::SeqCst) + 1;
         if self.fail_create.load(Ordering::SeqCst) == n {
             return Err(Error::engine("create config", &spec.name, "injected failure"));
@@ -1063,4 +1077,146 @@ fn atq_sets_the_worker_index_variables_itself() {
         let err = build(Service::new("busybox").env(key, "1")).unwrap_err();
         assert_eq!(fields(&err), [format!("worker.environment.{key}").as_str()], "{err}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content verified before configs under an id are reused
+
+/// The configs another bundle of the same id would have: `bundle`'s names and labels, with
+/// `edit` applied to the labels of config `index`.
+fn forged(bundle: &DataBundle, index: usize, edit: impl Fn(&mut BTreeMap<String, String>)) -> ConfigSpec {
+    let (path, _) = bundle.files().iter().nth(index).unwrap();
+    let mut labels = bundle.config_labels(path);
+    edit(&mut labels);
+    ConfigSpec {
+        name: format!("atq-data-{}-{index}", bundle.id()),
+        data: b"someone else's".to_vec(),
+        labels,
+        ..ConfigSpec::default()
+    }
+}
+
+#[tokio::test]
+async fn a_push_refuses_configs_of_its_id_that_hold_another_digest_and_stores_nothing() {
+    let cluster = MemCluster::new();
+    let bundle = nested_bundle();
+    cluster.store(forged(&bundle, 1, |l| {
+        l.insert(labels::BUNDLE_DIGEST.into(), "f".repeat(64));
+    }));
+    let err = bundle.push(&cluster).await.unwrap_err();
+    match &err {
+        Error::Data(DataError::Mismatch { id, config, reason }) => {
+            assert_eq!(id, bundle.id());
+            assert_eq!(*config, format!("atq-data-{}-1", bundle.id()));
+            assert!(reason.contains(&"f".repeat(64)) && reason.contains(bundle.digest()), "{reason}");
+        }
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+    assert!(err.to_string().contains("atq data rm"), "{err}");
+    assert_eq!(cluster.creates.load(Ordering::SeqCst), 0, "nothing created");
+}
+
+#[tokio::test]
+async fn a_push_refuses_configs_without_a_digest_or_with_another_path_or_mode() {
+    let bundle = nested_bundle();
+    type Edit = fn(&mut BTreeMap<String, String>);
+    let edits: [(&str, Edit); 3] = [
+        ("no content digest", |l| {
+            l.remove(labels::BUNDLE_DIGEST);
+        }),
+        ("does not hold", |l| {
+            l.insert(labels::BUNDLE_PATH.into(), "elsewhere.txt".into());
+        }),
+        ("mode", |l| {
+            l.insert(labels::BUNDLE_MODE.into(), "0555".into());
+        }),
+    ];
+    for (words, edit) in edits {
+        let cluster = MemCluster::new();
+        cluster.store(forged(&bundle, 0, edit));
+        let err = bundle.push(&cluster).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Data(DataError::Mismatch { reason, .. }) if reason.contains(words)),
+            "{words}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_different_bundle_of_the_same_id_racing_a_push_is_detected_and_this_push_undone() {
+    let cluster = MemCluster::new();
+    let bundle = nested_bundle();
+    // While this push creates file 0, another one stores its own file 2 under the same id.
+    *cluster.racing.lock().unwrap() = Some(forged(&bundle, 2, |l| {
+        l.insert(labels::BUNDLE_DIGEST.into(), "0".repeat(64));
+    }));
+    let err = bundle.push(&cluster).await.unwrap_err();
+    assert!(matches!(&err, Error::Data(DataError::Mismatch { config, .. }) if config.ends_with("-2")), "{err:?}");
+    assert_eq!(cluster.config_names(), [format!("atq-data-{}-2", bundle.id())], "only the other push's config is left");
+}
+
+#[tokio::test]
+async fn the_same_bundle_racing_a_push_is_fine() {
+    let cluster = MemCluster::new();
+    let bundle = nested_bundle();
+    *cluster.racing.lock().unwrap() = Some(forged(&bundle, 1, |_| {}));
+    assert_eq!(bundle.push(&cluster).await.unwrap(), bundle.id());
+    assert_eq!(cluster.config_names().len(), 3);
+    assert_eq!(bundle_mounts(&cluster, bundle.id()).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn every_config_carries_the_digest_and_mode_and_mounts_get_the_mode() {
+    let cluster = MemCluster::new();
+    let files: &[(&str, &[u8])] = &[("run.sh", b"#!/bin/sh\necho hi\n"), ("plan.jmx", b"<plan/>")];
+    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, content) in files {
+        let mode = if name.ends_with(".sh") { 0o755 } else { 0o644 };
+        zip.start_file(*name, stored().unix_permissions(mode)).unwrap();
+        zip.write_all(content).unwrap();
+    }
+    let bundle = read_zip(zip.finish().unwrap().into_inner()).unwrap();
+    assert!(bundle.is_executable("run.sh") && !bundle.is_executable("plan.jmx"));
+    assert_eq!(bundle.digest().len(), 64);
+    assert!(bundle.digest().starts_with(bundle.id()));
+    let id = bundle.push(&cluster).await.unwrap();
+    for name in cluster.config_names() {
+        let config = cluster.config(&name);
+        assert_eq!(config.labels[labels::BUNDLE_DIGEST], bundle.digest());
+        let want = if config.labels[labels::BUNDLE_PATH] == "run.sh" { "0555" } else { "0444" };
+        assert_eq!(config.labels[labels::BUNDLE_MODE], want, "{name}");
+    }
+    let modes: Vec<(String, u32)> =
+        bundle_mounts(&cluster, &id).await.unwrap().into_iter().map(|m| (m.target, m.mode)).collect();
+    assert_eq!(
+        modes,
+        [
+            ("/atq/data/plan.jmx".to_owned(), ConfigMount::READ_ONLY),
+            ("/atq/data/run.sh".to_owned(), ConfigMount::EXECUTABLE)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn configs_of_one_id_with_two_digests_are_not_mounted() {
+    let cluster = MemCluster::new();
+    let bundle = nested_bundle();
+    bundle.push(&cluster).await.unwrap();
+    cluster.drop_config(&format!("atq-data-{}-1", bundle.id()));
+    cluster.store(forged(&bundle, 1, |l| {
+        l.insert(labels::BUNDLE_DIGEST.into(), "e".repeat(64));
+    }));
+    let err = bundle_mounts(&cluster, bundle.id()).await.unwrap_err();
+    assert!(matches!(&err, Error::Data(DataError::Mismatch { .. })), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_stored_mode_other_than_0444_or_0555_is_refused() {
+    let cluster = MemCluster::new();
+    let bundle = nested_bundle();
+    cluster.store(forged(&bundle, 0, |l| {
+        l.insert(labels::BUNDLE_MODE.into(), "4755".into());
+    }));
+    let err = bundle_mounts(&cluster, bundle.id()).await.unwrap_err();
+    assert!(matches!(&err, Error::Data(DataError::Mismatch { reason, .. }) if reason.contains("4755")), "{err:?}");
 }

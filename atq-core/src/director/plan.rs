@@ -86,7 +86,12 @@ pub(crate) async fn deploy(
         let config_id = cluster.create_config(&config).await?;
         record.push(ResourceKind::Config, config_id.clone());
         workers.configs.retain(|c| c.target != sharded.target);
-        workers.configs.push(ConfigMount { config_id, config_name: config.name, target: sharded.target });
+        workers.configs.push(ConfigMount {
+            config_id,
+            config_name: config.name,
+            target: sharded.target,
+            mode: ConfigMount::READ_ONLY,
+        });
     }
     let replicas = workers.replicas;
     let id = create_service(cluster, task, &workers).await?;
@@ -117,7 +122,8 @@ pub(crate) async fn deploy(
     };
     let config_id = cluster.create_config(&config).await?;
     record.push(ResourceKind::Config, config_id.clone());
-    let workers_file = ConfigMount { config_id, config_name: config.name, target: WORKERS_FILE.into() };
+    let workers_file =
+        ConfigMount { config_id, config_name: config.name, target: WORKERS_FILE.into(), mode: ConfigMount::READ_ONLY };
 
     // 5. Probe.
     if let Some(wait_command) = task.wait_command() {

@@ -51,6 +51,26 @@ pub enum DataError {
         entry: String,
     },
 
+    /// An entry of a directory was replaced by another object while the directory was read.
+    #[error("refused entry '{entry}' of {source_name}: it was replaced while being read (by another file, directory or link). Push again once nothing changes the directory")]
+    Changed {
+        /// The directory read.
+        source_name: String,
+        /// The entry.
+        entry: String,
+    },
+
+    /// The engine holds configs under this bundle's id whose content differs from the bundle's.
+    #[error("data bundle '{id}' on the engine is not this content (config '{config}': {reason}): another bundle has the same 64-bit id, or its configs were changed outside atq, so atq will not serve it in place of yours. If the stored one is yours and unused, remove it (`atq data rm {id}`) and push again; otherwise change any file of yours (even a comment) to get another id")]
+    Mismatch {
+        /// The bundle id.
+        id: String,
+        /// The config that differs.
+        config: String,
+        /// How it differs.
+        reason: String,
+    },
+
     /// An entry is neither a regular file nor a directory (a device, a FIFO, a socket).
     #[error("refused entry '{entry}' of {source_name}: it is not a regular file or directory. Bundles hold plain files only")]
     SpecialFile {

@@ -122,6 +122,19 @@ pub enum Error {
         message: String,
     },
 
+    /// The engine's address (`DOCKER_HOST`) or its TLS files cannot or will not be used: a
+    /// scheme atq does not speak, plain HTTP to another machine, a missing `ca.pem`. `fix` says
+    /// what to do.
+    #[error("cannot use the Docker engine address {host}: {reason}. {fix}")]
+    EngineAddress {
+        /// The address (`DOCKER_HOST`, or the default).
+        host: String,
+        /// What is wrong with it.
+        reason: String,
+        /// What to do about it.
+        fix: String,
+    },
+
     /// The engine answers but cannot serve the chosen backend (a swarm backend on an engine that
     /// is not a swarm manager, say). `fix` says what to do.
     #[error("the Docker engine at {host} cannot run the {backend} backend: {reason}. {fix}")]

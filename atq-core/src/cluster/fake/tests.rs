@@ -145,7 +145,12 @@ async fn a_service_needs_its_networks_and_configs() {
 
     fake.create_network(&network("n")).await.unwrap();
     let mut spec = service("w", 1, "n");
-    spec.configs.push(ConfigMount { config_id: "?".into(), config_name: "plan".into(), target: "/plan".into() });
+    spec.configs.push(ConfigMount {
+        config_id: "?".into(),
+        config_name: "plan".into(),
+        target: "/plan".into(),
+        mode: ConfigMount::READ_ONLY,
+    });
     let err = fake.create_service(&spec).await.unwrap_err();
     assert!(matches!(err, Error::NotFound { kind: "config", ref name } if name == "plan"), "{err}");
     assert_eq!(fake.services(), Vec::<String>::new());
@@ -172,7 +177,12 @@ async fn a_config_in_use_cannot_be_removed() {
     let plan = ConfigSpec { name: "plan".into(), data: b"x".to_vec(), ..Default::default() };
     let id = fake.create_config(&plan).await.unwrap();
     let mut spec = service("w", 1, "n");
-    spec.configs.push(ConfigMount { config_id: id, config_name: "plan".into(), target: "/plan".into() });
+    spec.configs.push(ConfigMount {
+        config_id: id,
+        config_name: "plan".into(),
+        target: "/plan".into(),
+        mode: ConfigMount::READ_ONLY,
+    });
     fake.create_service(&spec).await.unwrap();
 
     let err = fake.remove_config("plan").await.unwrap_err();
@@ -594,7 +604,12 @@ async fn each_replica_sees_its_own_content_of_a_per_replica_config_and_its_slot_
     let mut spec = service("w", 3, "n");
     spec.env = vec![("A".into(), "x".into())];
     spec.slot_env = vec!["ATQ_WORKER_INDEX".into()];
-    spec.configs.push(ConfigMount { config_id: id, config_name: "users".into(), target: "/atq/data/u.csv".into() });
+    spec.configs.push(ConfigMount {
+        config_id: id,
+        config_name: "users".into(),
+        target: "/atq/data/u.csv".into(),
+        mode: ConfigMount::READ_ONLY,
+    });
     fake.create_service(&spec).await.unwrap();
 
     assert_eq!(fake.replica_file("w", 1, "/atq/data/u.csv").unwrap(), b"id\n1\n");

@@ -84,7 +84,7 @@ pub(super) fn service_spec(spec: &ServiceSpec, local_node: &str) -> BollardServi
                 name: Some(c.target.clone()),
                 uid: Some("0".to_string()),
                 gid: Some("0".to_string()),
-                mode: Some(0o444),
+                mode: Some(c.mode),
             }),
             config_id: Some(c.config_id.clone()),
             config_name: Some(c.config_name.clone()),
@@ -156,34 +156,83 @@ pub(super) fn service_spec(spec: &ServiceSpec, local_node: &str) -> BollardServi
 }
 
 /// Unix seconds of an RFC 3339 timestamp as the engine writes them
-/// (`2026-11-25T14:11:58.553882561Z`, or with a `+hh:mm` offset).
+/// (`2026-11-25T14:11:58.553882561Z`, or with a `+hh:mm` offset, or none).
+///
+/// An engine answer is untrusted: anything but a well-formed timestamp (a 4-digit year, every
+/// field in range, the day within its month) is `None`, and the arithmetic is checked, so no
+/// answer can overflow it.
 pub(super) fn unix_seconds(timestamp: &str) -> Option<i64> {
-    let (date, rest) = timestamp.split_once('T')?;
-    let mut parts = date.splitn(3, '-');
-    let year: i64 = parts.next()?.parse().ok()?;
-    let month: i64 = parts.next()?.parse().ok()?;
-    let day: i64 = parts.next()?.parse().ok()?;
-    let time = rest.get(..8)?;
-    let mut hms = time.splitn(3, ':');
-    let (h, m, s): (i64, i64, i64) = (hms.next()?.parse().ok()?, hms.next()?.parse().ok()?, hms.next()?.parse().ok()?);
-    // Offset: "Z", or the last "+hh:mm"/"-hh:mm".
-    let zone = rest[8..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
-    let offset = match zone {
-        "" | "Z" | "z" => 0,
-        z => {
-            let sign = if z.starts_with('-') { -1 } else { 1 };
-            let (oh, om) = z.get(1..)?.split_once(':')?;
-            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
+    let b = timestamp.as_bytes();
+    let separators_ok =
+        b.len() >= 19 && b[4] == b'-' && b[7] == b'-' && matches!(b[10], b'T' | b't') && b[13] == b':' && b[16] == b':';
+    if !separators_ok {
+        return None;
+    }
+    let year = digits(&b[0..4])?;
+    let month = digits(&b[5..7])?;
+    let day = digits(&b[8..10])?;
+    let (hour, minute, second) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    // 60: a leap second is valid RFC 3339 (and counted as the next second's start here).
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    // The first 19 bytes are ASCII (checked above), so this is a character boundary.
+    let mut zone = &timestamp[19..];
+    if let Some(fraction) = zone.strip_prefix('.') {
+        let n = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
         }
+        zone = &fraction[n..];
+    }
+    let offset = match zone.as_bytes() {
+        b"" | b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let (oh, om) = (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let offset = oh * 3600 + om * 60;
+            if *sign == b'-' {
+                -offset
+            } else {
+                offset
+            }
+        }
+        _ => return None,
     };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
+    days_from_civil(year, month, day)?
+        .checked_mul(86_400)?
+        .checked_add(hour * 3600 + minute * 60 + second)?
+        .checked_sub(offset)
+}
+
+/// The value of a run of ASCII digits (at most 4 here), or `None` if any byte is not a digit.
+fn digits(bytes: &[u8]) -> Option<i64> {
+    bytes.iter().try_fold(0i64, |n, &b| b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0')))
+}
+
+/// Days in `month` (1–12) of `year` (proleptic Gregorian).
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a valid civil date (Howard Hinnant's algorithm), checked.
+fn days_from_civil(year: i64, month: i64, day: i64) -> Option<i64> {
+    let y = if month <= 2 { year.checked_sub(1)? } else { year };
     let era = y.div_euclid(400);
-    let yoe = y - era * 400;
+    let yoe = y.checked_sub(era.checked_mul(400)?)?;
     let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + m * 60 + s - offset)
+    era.checked_mul(146_097)?.checked_add(doe)?.checked_sub(719_468)
 }
 
 #[cfg(test)]
@@ -198,6 +247,25 @@ mod tests {
         assert_eq!(unix_seconds("2026-11-25T14:11:58.553882561Z"), Some(1_795_615_918));
         assert_eq!(unix_seconds("2026-11-25T15:11:58+01:00"), Some(1_795_615_918));
         assert_eq!(unix_seconds("garbage"), None);
+    }
+
+    /// An engine answer is untrusted: a year, offset or field far out of range is no timestamp,
+    /// never an overflow (which panics in debug builds).
+    #[test]
+    fn out_of_range_timestamps_are_none_not_an_overflow() {
+        assert_eq!(unix_seconds("999999999999999999-01-01T00:00:00Z"), None);
+        assert_eq!(unix_seconds("-999999999999999999-01-01T00:00:00Z"), None);
+        assert_eq!(unix_seconds("2026-01-01T00:00:00+999999999999999999:00"), None);
+        assert_eq!(unix_seconds("2026-13-01T00:00:00Z"), None);
+        assert_eq!(unix_seconds("2026-01-32T00:00:00Z"), None);
+        assert_eq!(unix_seconds("2026-01-01T24:00:00Z"), None);
+        assert_eq!(unix_seconds("2026-01-01T00:60:00Z"), None);
+        assert_eq!(unix_seconds("2026-01-01T00:00:00+24:00"), None);
+        assert_eq!(unix_seconds("+2026-01-01T00:00:00Z"), None);
+        // Leap seconds are what the engine never writes, but a 60 is a valid RFC 3339 second.
+        assert_eq!(unix_seconds("1970-01-01T00:00:60Z"), Some(60));
+        assert_eq!(unix_seconds("9999-12-31T23:59:59Z"), Some(253_402_300_799));
+        assert_eq!(unix_seconds("0001-01-01T00:00:00Z"), Some(-62_135_596_800));
     }
 
     #[test]
@@ -226,7 +294,12 @@ mod tests {
             placement: Placement { local_node: true, constraints: vec!["node.role==manager".into()] },
             stop_grace_period: Some(Duration::from_secs(1)),
             mounts: vec![Mount { kind: MountKind::Bind, source: "/h".into(), target: "/c".into(), read_only: true }],
-            configs: vec![ConfigMount { config_id: "id".into(), config_name: "n".into(), target: "/atq/f".into() }],
+            configs: vec![ConfigMount {
+                config_id: "id".into(),
+                config_name: "n".into(),
+                target: "/atq/f".into(),
+                mode: ConfigMount::EXECUTABLE,
+            }],
             ..Default::default()
         };
         let s = service_spec(&spec, "node-7");
@@ -245,7 +318,7 @@ mod tests {
         assert_eq!(t.restart_policy.unwrap().condition, Some(TaskSpecRestartPolicyConditionEnum::NONE));
         assert_eq!(t.networks.unwrap()[0].target.as_deref(), Some("net"));
         let file = c.configs.unwrap().remove(0).file.unwrap();
-        assert_eq!((file.name.as_deref(), file.mode), (Some("/atq/f"), Some(0o444)));
+        assert_eq!((file.name.as_deref(), file.mode), (Some("/atq/f"), Some(0o555)));
         assert_eq!(c.mounts.unwrap()[0].typ, Some(MountType::BIND));
         assert_eq!(s.endpoint_spec.unwrap().mode, Some(EndpointSpecModeEnum::DNSRR));
         assert_eq!(s.mode.unwrap().replicated.unwrap().replicas, Some(3));

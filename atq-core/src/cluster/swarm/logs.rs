@@ -28,6 +28,7 @@ use bollard::errors::Error as BollardError;
 use futures_util::{Stream, StreamExt};
 
 use super::convert::unix_seconds;
+use crate::cluster::engine_http::ByteStream;
 use crate::cluster::{LogLine, LogSource, LogStream};
 use crate::error::{Error, Result};
 
@@ -38,18 +39,22 @@ pub(super) type Slots = Arc<Mutex<HashMap<String, u32>>>;
 pub(super) type Frames = Pin<Box<dyn Stream<Item = Result<LogOutput, BollardError>> + Send>>;
 
 /// A line as parsed, before its replica is looked up.
-struct Parsed {
+pub(super) struct Parsed {
     /// `(unix seconds, nanoseconds)` of its timestamp, for ordering.
-    key: Option<(i64, u32)>,
+    pub(super) key: Option<(i64, u32)>,
     /// The swarm task that printed it (from the details).
-    task: Option<String>,
+    pub(super) task: Option<String>,
     /// The line (its replica filled in later).
-    line: LogLine,
+    pub(super) line: LogLine,
 }
+
+/// Longest line kept whole: 1 MiB. Past it, a line is cut (between characters) and its rest
+/// continues as the next line, so output without newlines cannot grow the buffer without bound.
+pub(super) const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// Splits chunks into lines per source.
 #[derive(Default)]
-struct Lines {
+pub(super) struct Lines {
     /// Unfinished stdout (and TTY) text.
     stdout: Vec<u8>,
     /// Unfinished stderr text.
@@ -58,7 +63,7 @@ struct Lines {
 
 impl Lines {
     /// Adds a chunk; returns the lines it completed.
-    fn push(&mut self, output: LogOutput) -> Vec<Parsed> {
+    pub(super) fn push(&mut self, output: LogOutput) -> Vec<Parsed> {
         let (source, buf, bytes) = match output {
             LogOutput::StdErr { message } => (LogSource::Stderr, &mut self.stderr, message),
             LogOutput::StdOut { message } | LogOutput::Console { message } => {
@@ -66,17 +71,24 @@ impl Lines {
             }
             LogOutput::StdIn { .. } => return Vec::new(),
         };
-        buf.extend_from_slice(&bytes);
         let mut lines = Vec::new();
-        while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=pos).collect();
-            lines.push(line_of(source, &line[..line.len() - 1]));
+        for piece in bytes.split_inclusive(|&b| b == b'\n') {
+            buf.extend_from_slice(piece);
+            if buf.last() == Some(&b'\n') {
+                lines.push(line_of(source, &buf[..buf.len() - 1]));
+                buf.clear();
+            }
+            while buf.len() >= MAX_LINE_BYTES {
+                let cut = char_boundary_at_most(buf, MAX_LINE_BYTES);
+                let line: Vec<u8> = buf.drain(..cut).collect();
+                lines.push(line_of(source, &line));
+            }
         }
         lines
     }
 
     /// What is left without a final newline.
-    fn finish(&mut self) -> Vec<Parsed> {
+    pub(super) fn finish(&mut self) -> Vec<Parsed> {
         let mut lines = Vec::new();
         for (source, buf) in [(LogSource::Stdout, &mut self.stdout), (LogSource::Stderr, &mut self.stderr)] {
             if !buf.is_empty() {
@@ -88,8 +100,17 @@ impl Lines {
     }
 }
 
+/// The largest `n <= max` (and > 0) at which `bytes` does not cut a UTF-8 character in two
+/// (a continuation byte is never a character's start); `max` when there is none near it.
+fn char_boundary_at_most(bytes: &[u8], max: usize) -> usize {
+    (max.saturating_sub(3).max(1)..=max)
+        .rev()
+        .find(|&n| bytes.get(n).is_none_or(|&b| (b & 0xC0) != 0x80))
+        .unwrap_or(max)
+}
+
 /// One line: its timestamp if it has one, the task named in its details, and its text without both.
-fn line_of(source: LogSource, raw: &[u8]) -> Parsed {
+pub(super) fn line_of(source: LogSource, raw: &[u8]) -> Parsed {
     let text = String::from_utf8_lossy(raw);
     let mut text: &str = text.strip_suffix('\r').unwrap_or(&text);
     let mut key = None;
@@ -257,9 +278,9 @@ const MAX_FRAME_BYTES: usize = 1 << 20;
 /// an 8-byte header `[stream, 0, 0, 0, size as u32 big-endian]` then its bytes); a TTY service's
 /// is raw text (reported as [`LogOutput::Console`]). Which one is decided from the first bytes: a
 /// multiplexed stream starts with 0, 1 or 2 then three zeros, raw log text with a timestamp digit.
-pub(super) fn demux(body: super::tasks::ByteStream) -> Frames {
+pub(super) fn demux(body: ByteStream) -> Frames {
     struct State {
-        body: super::tasks::ByteStream,
+        body: ByteStream,
         buf: Vec<u8>,
         raw: Option<bool>,
         done: bool,
@@ -321,7 +342,7 @@ pub(super) fn since_param(since: Option<SystemTime>) -> i32 {
 mod tests {
     use super::*;
 
-    fn body(chunks: Vec<&'static [u8]>) -> super::super::tasks::ByteStream {
+    fn body(chunks: Vec<&'static [u8]>) -> ByteStream {
         Box::pin(futures_util::stream::iter(chunks.into_iter().map(|c| Ok(hyper::body::Bytes::from_static(c)))))
     }
 
@@ -366,6 +387,26 @@ mod tests {
             texts,
             [(LogSource::Stderr, "first err"), (LogSource::Stdout, "second"), (LogSource::Stdout, "third")]
         );
+    }
+
+    /// A replica that never writes a newline cannot grow the line buffer without bound: its
+    /// output comes out in pieces of at most [`MAX_LINE_BYTES`], cut between characters.
+    #[test]
+    fn a_line_without_end_comes_out_in_bounded_pieces() {
+        let mut lines = Lines::default();
+        let mut out = Vec::new();
+        // 3.5 MiB of two-byte characters, 64 KiB at a time, and never a newline.
+        let chunk = "é".repeat(32 * 1024);
+        for _ in 0..56 {
+            out.extend(lines.push(LogOutput::StdOut { message: chunk.clone().into_bytes().into() }));
+            assert!(lines.stdout.len() < MAX_LINE_BYTES, "buffer at {} bytes", lines.stdout.len());
+        }
+        out.extend(lines.finish());
+        assert!(out.len() >= 4, "{} pieces", out.len());
+        assert!(out.iter().all(|p| p.line.text.len() <= MAX_LINE_BYTES));
+        let total: usize = out.iter().map(|p| p.line.text.len()).sum();
+        assert_eq!(total, 56 * chunk.len(), "nothing lost");
+        assert!(out.iter().all(|p| !p.line.text.contains('\u{fffd}')), "a character was cut in two");
     }
 
     fn frames(chunks: Vec<Result<LogOutput, BollardError>>) -> Frames {

@@ -1,9 +1,12 @@
 //! [`SwarmCluster`]: a Docker engine in swarm mode, through bollard.
 //!
-//! - Connecting honours `DOCKER_HOST` (`unix://…` or `tcp://…`), else the default socket,
-//!   fails fast ([`Error::EngineUnreachable`] within [`CONNECT_TIMEOUT`]) when nothing
-//!   answers, negotiates the API version, and refuses an engine that is not a swarm manager
-//!   ([`Error::NotSwarmManager`], naming `docker swarm init`).
+//! - Connecting honours `DOCKER_HOST` and the docker CLI's TLS variables, as the
+//!   [`endpoint`](super::endpoint) module decides (a socket, plain HTTP on this machine, or TLS;
+//!   bollard and the raw `GET /tasks` share one client, so one transport), else the default
+//!   socket; fails fast ([`Error::EngineUnreachable`] within the endpoint's
+//!   [`connect_timeout`](super::endpoint::Endpoint::connect_timeout)) when nothing answers,
+//!   negotiates the API version, and refuses an engine that is not a swarm manager
+//!   ([`Error::EngineUnsuitable`], naming `docker swarm init`).
 //! - Engine errors become [`Error`]s in one place (`engine_error`): 404 is `NotFound`;
 //!   409 — or a 400/500 whose message says "already exists" / "name conflicts with an existing
 //!   object", as swarmkit's gRPC `AlreadyExists` can surface — is `Conflict`; a 500 "… not
@@ -33,6 +36,8 @@
 
 mod convert;
 mod logs;
+#[cfg(test)]
+mod properties;
 mod tasks;
 mod template;
 
@@ -50,18 +55,22 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use self::tasks::RawClient;
+use super::endpoint::{Endpoint, EndpointSettings};
+use super::engine_http::{ByteStream, EngineHttp};
 use super::{
     Backend, ChunkStream, Cluster, ConfigSpec, EngineInfo, LabelSelector, LogOptions, LogStream, NetworkSpec, Replica,
     Resource, ResourceKind, ServiceSpec,
 };
 use crate::error::{Error, Result};
 
-/// The default engine address when `DOCKER_HOST` is not set.
-pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+pub use super::endpoint::DEFAULT_HOST;
 
-/// How long [`SwarmCluster::connect`] waits for the engine's first answer.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long [`SwarmCluster::connect`] waits for the first answer of an engine on this machine
+/// (a remote one gets [`Endpoint::connect_timeout`]).
+pub const CONNECT_TIMEOUT: Duration = super::endpoint::LOCAL_CONNECT_TIMEOUT;
+
+/// Bound on each bollard request until its answer's headers (bollard's default).
+const BOLLARD_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Default bound for [`Cluster::remove_network`]'s wait (see [`SwarmCluster::with_removal_timeout`]).
 pub const DEFAULT_REMOVAL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -89,8 +98,8 @@ const MAX_CONFIG_BYTES: usize = 1000 * 1024 - 1;
 pub struct SwarmCluster {
     /// The bollard client, for every typed call.
     docker: Docker,
-    /// The same endpoint, for the `GET /tasks` that bollard cannot decode in full.
-    raw: RawClient,
+    /// The client bollard sends through, for the `GET /tasks` that bollard cannot decode in full.
+    raw: EngineHttp,
     /// The engine address we connected to, for messages.
     host: String,
     /// The negotiated API version ("1.41").
@@ -112,36 +121,47 @@ impl std::fmt::Debug for SwarmCluster {
 }
 
 impl SwarmCluster {
-    /// Connects to the engine named by `DOCKER_HOST`, or else the default local socket
-    /// ([`DEFAULT_HOST`]), and checks that it is a swarm manager.
+    /// Connects to the engine named by `DOCKER_HOST` (with the docker CLI's TLS variables, see
+    /// [`endpoint`](super::endpoint)), or else the default local socket ([`DEFAULT_HOST`]), and
+    /// checks that it is a swarm manager.
     ///
     /// # Errors
-    /// [`Error::EngineUnreachable`] when nothing answers within [`CONNECT_TIMEOUT`];
-    /// [`Error::NotSwarmManager`] when the engine is not a swarm manager.
+    /// [`Error::EngineAddress`] for an address atq will not use (plain HTTP to another machine,
+    /// say) or missing TLS files; [`Error::EngineUnreachable`] when nothing answers in time;
+    /// [`Error::EngineUnsuitable`] when the engine is not a swarm manager.
     pub async fn connect() -> Result<SwarmCluster> {
-        let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
-        Self::connect_with(host.as_deref().unwrap_or(DEFAULT_HOST)).await
+        Self::connect_to(&Endpoint::from_env()?).await
     }
 
-    /// Connects to the engine at `host` (`unix:///path/docker.sock` or `tcp://host:port`) and
-    /// checks that it is a swarm manager.
+    /// Connects to the engine at `host` (`unix:///path/docker.sock`, `tcp://host:port`,
+    /// `https://host:port`; TLS settings from the environment) and checks that it is a swarm
+    /// manager.
     ///
     /// # Errors
     /// As [`SwarmCluster::connect`].
     pub async fn connect_with(host: &str) -> Result<SwarmCluster> {
+        Self::connect_to(&Endpoint::parse(host, &EndpointSettings::from_env())?).await
+    }
+
+    /// Connects to `endpoint` and checks that it is a swarm manager.
+    ///
+    /// # Errors
+    /// As [`SwarmCluster::connect`].
+    pub async fn connect_to(endpoint: &Endpoint) -> Result<SwarmCluster> {
+        let host = endpoint.host();
         let unreachable = |message: String| Error::EngineUnreachable { host: host.to_string(), message };
-        let docker = Docker::connect_with_host(host).map_err(|e| unreachable(e.to_string()))?;
-        match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {
-            Err(_) => return Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+        let raw = EngineHttp::new(endpoint)?;
+        let docker = raw.docker(BOLLARD_TIMEOUT).map_err(|e| unreachable(with_causes(&e)))?;
+        let timeout = endpoint.connect_timeout();
+        match tokio::time::timeout(timeout, docker.ping()).await {
+            Err(_) => return Err(unreachable(format!("no answer within {timeout:?}"))),
+            Ok(Err(e)) => return Err(unreachable(with_causes(&e))),
             Ok(Ok(_)) => {}
         }
-        let docker = tokio::time::timeout(CONNECT_TIMEOUT * 4, docker.negotiate_version())
+        let docker = tokio::time::timeout(timeout * 4, docker.negotiate_version())
             .await
             .map_err(|_| unreachable("no answer to GET /version".to_string()))?
-            .map_err(|e| unreachable(e.to_string()))?;
-        let raw =
-            RawClient::new(host).ok_or_else(|| unreachable("only unix:// and tcp:// are supported".to_string()))?;
+            .map_err(|e| unreachable(with_causes(&e)))?;
         let version = docker.client_version();
         let cluster = SwarmCluster {
             raw,
@@ -302,6 +322,22 @@ impl SwarmCluster {
     }
 }
 
+/// An error and its causes, `outer: inner: innermost` (hyper's own message alone, "client error
+/// (Connect)", hides why: a refused certificate, a refused connection).
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
 /// Maps a bollard error onto [`Error`] (see the module docs for the rules).
 fn engine_error(host: &str, err: BollardError, operation: &'static str, kind: &'static str, name: &str) -> Error {
     match err {
@@ -321,9 +357,10 @@ fn engine_error(host: &str, err: BollardError, operation: &'static str, kind: &'
         BollardError::HyperLegacyError { .. }
         | BollardError::IOError { .. }
         | BollardError::SocketNotFoundError(_)
-        | BollardError::RequestTimeoutError => {
-            Error::EngineUnreachable { host: host.to_string(), message: format!("{operation} {kind} '{name}': {err}") }
-        }
+        | BollardError::RequestTimeoutError => Error::EngineUnreachable {
+            host: host.to_string(),
+            message: format!("{operation} {kind} '{name}': {}", with_causes(&err)),
+        },
         other => Error::engine_caused(operation, name, other),
     }
 }
@@ -470,9 +507,9 @@ impl Cluster for SwarmCluster {
             }
             path
         };
-        let open = |raw: tasks::RawClient, path: String| -> logs::Frames {
+        let open = |raw: EngineHttp, path: String| -> logs::Frames {
             logs::demux(Box::pin(futures_util::stream::once(async move { raw.get_stream(&path).await }).flat_map(
-                |opened| -> tasks::ByteStream {
+                |opened| -> ByteStream {
                     match opened {
                         Ok(body) => body,
                         Err(e) => Box::pin(futures_util::stream::iter([Err(e)])),

@@ -11,149 +11,19 @@
 //!
 //! The manager's `GET /tasks` answer comes from the swarm's Raft store, so it has every task's
 //! `NetworksAttachments[].Addresses` (CIDR strings, `"10.0.1.4/24"`) whichever node runs it.
-//! We send that one GET ourselves with `hyper` (already in the dependency tree through bollard,
-//! same versions), over the same endpoint bollard uses (`unix://` through `hyperlocal`, or
-//! `tcp://`), at the API version bollard negotiated, and decode it into the small serde structs
-//! below. Errors are turned into bollard's own error variants so that they are mapped to
-//! [`Error`](crate::Error) in the one place the rest of this module uses.
+//! We send that one GET ourselves through the endpoint's
+//! [`EngineHttp`](crate::cluster::engine_http) client — the very client bollard sends through,
+//! so the same transport (a socket, plain HTTP on this machine, or TLS) — at the API version
+//! bollard negotiated, and decode it into the small serde structs below. Errors come as bollard's
+//! own error variants, so that they are mapped to [`Error`](crate::Error) in the one place the
+//! rest of this module uses.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::Duration;
 
-use bollard::errors::Error as BollardError;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use hyperlocal::UnixConnector;
 use serde::Deserialize;
 
 use crate::cluster::{Replica, ReplicaState};
-
-/// How long one raw request may take before it counts as failed.
-const RAW_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A minimal HTTP client for the engine endpoint, for the few calls bollard cannot decode.
-#[derive(Clone)]
-pub(super) enum RawClient {
-    /// `unix:///path/to/docker.sock`.
-    Unix {
-        /// The hyper client over the socket.
-        client: Client<UnixConnector, Empty<Bytes>>,
-        /// The socket path.
-        socket: String,
-    },
-    /// `tcp://host:port` (plain HTTP, as bollard's default features).
-    Http {
-        /// The hyper client.
-        client: Client<HttpConnector, Empty<Bytes>>,
-        /// `host:port`.
-        authority: String,
-    },
-}
-
-impl RawClient {
-    /// A client for the engine at `host`.
-    ///
-    /// Connections are not pooled (as bollard does not pool either): a pooled connection is
-    /// driven by a task of the runtime that opened it, so a cluster shared across runtimes
-    /// (a `Drop` cleaning up on a runtime of its own, the Python bindings) would hang on it.
-    ///
-    /// `host` is `unix://…` or `tcp://…`/`http://…`; `None` for other schemes.
-    pub(super) fn new(host: &str) -> Option<RawClient> {
-        if let Some(socket) = host.strip_prefix("unix://") {
-            let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(UnixConnector);
-            return Some(RawClient::Unix { client, socket: socket.to_string() });
-        }
-        let authority = host.strip_prefix("tcp://").or_else(|| host.strip_prefix("http://"))?;
-        let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(HttpConnector::new());
-        Some(RawClient::Http { client, authority: authority.trim_end_matches('/').to_string() })
-    }
-
-    /// `GET path_and_query` (which starts with `/v1.xx/`), decoded from JSON.
-    pub(super) async fn get_json<T: serde::de::DeserializeOwned>(
-        &self,
-        path_and_query: &str,
-    ) -> Result<T, BollardError> {
-        let request = async {
-            match self {
-                RawClient::Unix { client, socket } => {
-                    let uri: hyper::Uri = hyperlocal::Uri::new(socket, path_and_query).into();
-                    client.get(uri).await
-                }
-                RawClient::Http { client, authority } => {
-                    let uri: hyper::Uri = format!("http://{authority}{path_and_query}")
-                        .parse()
-                        .map_err(|err| BollardError::InvalidURIError { err })?;
-                    client.get(uri).await
-                }
-            }
-            .map_err(|err| BollardError::HyperLegacyError { err })
-        };
-        let response =
-            tokio::time::timeout(RAW_TIMEOUT, request).await.map_err(|_| BollardError::RequestTimeoutError)??;
-        let status = response.status();
-        let body = response.into_body().collect().await.map_err(|err| BollardError::HyperResponseError { err })?;
-        let body = body.to_bytes();
-        if !status.is_success() {
-            return Err(server_error(status.as_u16(), &body));
-        }
-        serde_json::from_slice(&body).map_err(|err| BollardError::JsonSerdeError { err })
-    }
-}
-
-impl RawClient {
-    /// `GET path_and_query`, its body as a stream of chunks (for the engine's log streams).
-    /// The bound applies until the response headers arrive; the caller bounds the body.
-    pub(super) async fn get_stream(&self, path_and_query: &str) -> Result<ByteStream, BollardError> {
-        let request = async {
-            match self {
-                RawClient::Unix { client, socket } => {
-                    let uri: hyper::Uri = hyperlocal::Uri::new(socket, path_and_query).into();
-                    client.get(uri).await
-                }
-                RawClient::Http { client, authority } => {
-                    let uri: hyper::Uri = format!("http://{authority}{path_and_query}")
-                        .parse()
-                        .map_err(|err| BollardError::InvalidURIError { err })?;
-                    client.get(uri).await
-                }
-            }
-            .map_err(|err| BollardError::HyperLegacyError { err })
-        };
-        let response =
-            tokio::time::timeout(RAW_TIMEOUT, request).await.map_err(|_| BollardError::RequestTimeoutError)??;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.into_body().collect().await.map_err(|err| BollardError::HyperResponseError { err })?;
-            return Err(server_error(status.as_u16(), &body.to_bytes()));
-        }
-        let body = http_body_util::BodyStream::new(response.into_body());
-        Ok(Box::pin(futures_util::StreamExt::filter_map(body, |frame| async move {
-            match frame {
-                Ok(frame) => frame.into_data().ok().map(Ok),
-                Err(err) => Some(Err(BollardError::HyperResponseError { err })),
-            }
-        })))
-    }
-}
-
-/// A response body, chunk by chunk.
-pub(super) type ByteStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, BollardError>> + Send>>;
-
-/// The engine's error answer (`{"message": …}`) as bollard's error.
-fn server_error(status_code: u16, body: &[u8]) -> BollardError {
-    #[derive(Deserialize)]
-    struct Message {
-        message: String,
-    }
-    let message = serde_json::from_slice::<Message>(body)
-        .map(|m| m.message)
-        .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
-    BollardError::DockerResponseServerError { status_code, message }
-}
 
 /// The `/tasks` query for one service's tasks.
 pub(super) fn tasks_path(api_version: &str, service: &str) -> String {
