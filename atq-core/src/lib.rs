@@ -36,6 +36,8 @@
 //! - [`discovery`]: worker addresses by DNS (`tasks.<service>`) from inside the task network.
 //! - [`data`]: data bundles ([`DataBundle`]) shipped to every replica under `/atq/data`.
 //! - [`labels`]: the `io.atq.*` labels on every object atq creates.
+//! - [`results`]: JTL/Locust/k6 readers, HDR-merged summaries per label and worker, thresholds
+//!   (exit code 99), `summary.json`, `junit.xml` and `report.html`.
 //! - [`error`]: the one [`Error`] type.
 
 pub mod cluster;
@@ -47,6 +49,7 @@ pub mod error;
 pub mod event;
 pub mod labels;
 mod owner;
+pub mod results;
 mod serde_util;
 pub mod service;
 pub mod task;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Problem, ValidationError};
 use crate::labels;
+use crate::results::{ResultsSpec, Threshold};
 use crate::serde_util::{opt_secs, secs};
 use crate::service::Service;
 
@@ -137,6 +138,12 @@ struct TaskFile {
     /// Directory in the master's container whose files are the task's artifacts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     artifacts: Option<String>,
+    /// Where the master's results are among its artifacts, and their format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    results: Option<ResultsSpec>,
+    /// Pass/fail rules judged on the results (`p95 < 500ms`); a failed one makes the run exit 99.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    thresholds: Vec<String>,
 }
 
 fn default_start_timeout() -> Duration {
@@ -180,6 +187,8 @@ impl Task {
                 ttl: DEFAULT_TTL,
                 labels: BTreeMap::new(),
                 artifacts: None,
+                results: None,
+                thresholds: Vec::new(),
             },
             has_workers: false,
             has_master: false,
@@ -273,6 +282,19 @@ impl Task {
     #[must_use]
     pub fn artifacts(&self) -> Option<&str> {
         self.file.artifacts.as_deref()
+    }
+
+    /// Where the master's results are among its artifacts; None: found by
+    /// [`results::analyze`](crate::results::analyze)'s rule when thresholds are declared.
+    #[must_use]
+    pub fn results(&self) -> Option<&ResultsSpec> {
+        self.file.results.as_ref()
+    }
+
+    /// The pass/fail thresholds, parsed (a built task's thresholds always parse).
+    #[must_use]
+    pub fn thresholds(&self) -> Vec<Threshold> {
+        self.file.thresholds.iter().filter_map(|t| t.parse().ok()).collect()
     }
 
     /// The task's overlay network: `<name>_net`.
@@ -483,6 +505,46 @@ impl TaskBuilder {
         self
     }
 
+    /// Reads the master's results from `spec.path` among its artifacts (needs
+    /// [`artifacts`](TaskBuilder::artifacts)).
+    ///
+    /// ```
+    /// use atq_core::results::{Format, ResultsSpec};
+    /// use atq_core::{Service, Task};
+    ///
+    /// let task = Task::builder("load")
+    ///     .workers(Service::new("lab/jmeter:2.13"))
+    ///     .master(Service::new("lab/jmeter:2.13"))
+    ///     .artifacts("/atq/results")
+    ///     .results(ResultsSpec::new("results.jtl").format(Format::Jtl))
+    ///     .threshold("p95 < 500ms")
+    ///     .threshold("label=login: p99 < 1s")
+    ///     .build()?;
+    /// assert_eq!(task.thresholds().len(), 2);
+    /// # Ok::<(), atq_core::ValidationError>(())
+    /// ```
+    pub fn results(mut self, spec: ResultsSpec) -> Self {
+        self.file.results = Some(spec);
+        self
+    }
+
+    /// Adds a pass/fail threshold (grammar: [`Threshold`]); checked at [`build`](TaskBuilder::build)
+    /// as `thresholds[i]`.
+    pub fn threshold(mut self, threshold: impl Into<String>) -> Self {
+        self.file.thresholds.push(threshold.into());
+        self
+    }
+
+    /// Adds several thresholds.
+    pub fn thresholds<I, S>(mut self, thresholds: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.file.thresholds.extend(thresholds.into_iter().map(Into::into));
+        self
+    }
+
     /// Checks every rule and returns the task, or every problem found.
     pub fn build(self) -> Result<Task, ValidationError> {
         let mut problems = Vec::new();
@@ -587,6 +649,7 @@ fn validate(f: &TaskFile) -> Vec<Problem> {
     if let Some(dir) = &f.artifacts {
         check_artifacts_dir(&mut out, dir);
     }
+    out.extend(crate::results::validate(f.results.as_ref(), &f.thresholds, f.artifacts.as_deref()));
     out
 }
 
