@@ -197,13 +197,25 @@ async fn run_flow(
     feed.display.rest_of_logs(&outcome);
     teardown?;
     feed.display.outcome(&outcome, workers, started.elapsed(), !keep);
+    let mut exit_code = outcome.exit_code;
     if let Some(saved) = saved {
         let (dir, files) = saved?;
         feed.display.artifacts(&outcome.task, dir, &files);
+        // Interim wiring (workloads helper) until the run flow calls the results layer itself:
+        // judge the task's results, write summary.json, junit.xml and report.html beside the
+        // artifacts, and exit 99 when a threshold failed and the master exited 0.
+        if let Some(report) = atq_core::results::analyze_task(dir, task) {
+            display::err(report.summary_table().trim_end());
+            match report.write_outputs(dir) {
+                Ok(written) => display::err(&format!("atq: results: {} file(s) in {}", written.len(), dir.display())),
+                Err(e) => display::err(&format!("atq: warning: {e}")),
+            }
+            exit_code = report.exit_code(exit_code);
+        }
     }
-    let code = exit::of_master(outcome.exit_code);
-    if i64::from(code) != outcome.exit_code {
-        display::err(&format!("atq: the master's exit code {} is outside 0..=255: exiting {code}", outcome.exit_code));
+    let code = exit::of_master(exit_code);
+    if i64::from(code) != exit_code {
+        display::err(&format!("atq: the master's exit code {exit_code} is outside 0..=255: exiting {code}"));
     }
     Ok(code)
 }
