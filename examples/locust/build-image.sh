@@ -16,6 +16,8 @@
 #   SUITE           Debian suite        (default bookworm)
 #   WORKDIR         where the root goes (default: a fresh dir under /var/tmp)
 #   PIP_INDEX_URL   another Python package index (pip's own variable)
+#   CA_BUNDLE       CA certificates pip trusts while building (default: the
+#                   host's, $PIP_CERT, $SSL_CERT_FILE or /etc/ssl/certs/...)
 #
 # Idempotent: the base is rebuilt only when its recipe changed (a label holds
 # the recipe's sha256); the layer is a cached `docker build`, a no-op when no

@@ -6,14 +6,29 @@
 # debootstrap resolves the dependencies of --include itself: no second `apt-get update`.
 di_debootstrap python3,python3-venv,busybox-static
 
+# pip runs in the root with a clean environment (the host's PIP_* settings, such as
+# find-links to host paths, mean nothing there), the host's proxy and index settings, and
+# the host's CA bundle: a machine behind a TLS-intercepting proxy trusts it, and the
+# root's own bundle (certifi's, inside pip) would not. Removed again below.
+CA_BUNDLE=${CA_BUNDLE:-${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}}
+ca_env=
+if [ -f "$CA_BUNDLE" ]; then
+    cp "$CA_BUNDLE" "$ROOT/tmp/atq-build-ca.crt"
+    ca_env=PIP_CERT=/tmp/atq-build-ca.crt
+fi
 di_log "pip install locust==$LOCUST_VERSION into /opt/locust"
-chroot "$ROOT" /usr/bin/env PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 sh -c "
+chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_DEFAULT_TIMEOUT=${PIP_DEFAULT_TIMEOUT:-60} \
+    ${PIP_INDEX_URL:+PIP_INDEX_URL=$PIP_INDEX_URL} ${PIP_EXTRA_INDEX_URL:+PIP_EXTRA_INDEX_URL=$PIP_EXTRA_INDEX_URL} \
+    ${http_proxy:+http_proxy=$http_proxy} ${https_proxy:+https_proxy=$https_proxy} ${no_proxy:+no_proxy=$no_proxy} \
+    $ca_env sh -c "
     set -e
     python3 -m venv /opt/locust
     /opt/locust/bin/pip install -q 'locust==$LOCUST_VERSION'
     # pip and setuptools served the install only.
     /opt/locust/bin/pip uninstall -q -y pip setuptools
 " > "$WORK/pip.log" 2>&1 || { tail -30 "$WORK/pip.log" >&2; exit 1; }
+rm -f "$ROOT/tmp/atq-build-ca.crt"
 ln -s /opt/locust/bin/locust "$ROOT/usr/local/bin/locust"
 
 # `httpd` and `nc` for the entrypoint and probes: busybox applets, where Debian has none.
