@@ -86,6 +86,65 @@ pub enum Command {
     /// Data bundles: test plans and data files shipped to every container under /atq/data.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Summarise results files offline (JMeter JTL, Locust --csv, k6 csv): merge them, judge
+    /// thresholds, print a table, write summary.json / junit.xml / report.html.
+    #[command(after_help = REPORT_HELP)]
+    Report(ReportArgs),
+}
+
+const REPORT_HELP: &str = "\
+Thresholds: [label=NAME: | worker=NAME: | total:] METRIC OP LIMIT
+  METRIC  p50 .. p99.9 (or p(95)), median, mean, min, max   LIMIT in ms or s
+          error_rate                                       LIMIT in %
+          throughput (or rps)                              LIMIT in /s
+          errors, count                                    a plain number
+  OP      <  <=  >  >=
+  e.g. --threshold 'p95 < 500ms' --threshold 'error_rate < 1%'
+       --threshold 'throughput > 50/s' --threshold 'label=login: p99 < 1s'
+A threshold about a label or worker without samples fails.
+
+Exit codes:
+  0     every threshold held (or none was given)
+  99    a threshold failed (as `atq run` when the master exited 0; a master's own
+        non-zero code wins there)
+  125   atq's own error: bad usage, a bad threshold, a file missing, unreadable,
+        in XML form, or of mixed formats";
+
+/// Arguments of `atq report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results files: JTL (CSV), Locust `--csv` files (any of the set, or the prefix), k6 CSV.
+    /// Several JTL or k6 files (runs, or one per worker) merge into one summary.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// A pass/fail threshold (repeatable), e.g. 'p95 < 500ms'.
+    #[arg(long, short = 't', value_name = "THRESHOLD")]
+    pub threshold: Vec<String>,
+    /// The files' format (default: told from each file).
+    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = parse_format)]
+    pub format: atq_core::results::Format,
+    /// Print summary.json on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Write report.html here.
+    #[arg(long, value_name = "OUT")]
+    pub html: Option<PathBuf>,
+    /// Write junit.xml here.
+    #[arg(long, value_name = "OUT")]
+    pub junit: Option<PathBuf>,
+    /// Write summary.json, junit.xml and report.html into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Stop at the first malformed row (default: skip malformed rows, count them, quote the first few).
+    #[arg(long)]
+    pub strict: bool,
+    /// Title of the report (default: the first file's name).
+    #[arg(long)]
+    pub title: Option<String>,
+}
+
+fn parse_format(s: &str) -> Result<atq_core::results::Format, String> {
+    s.parse()
 }
 
 /// `atq data …`.
@@ -117,6 +176,7 @@ impl Command {
             Command::Run(a) => a.json,
             Command::Up(a) => a.json,
             Command::Ls { json } | Command::Info { json } | Command::Data(DataCommand::Ls { json }) => *json,
+            Command::Report(a) => a.json,
             _ => false,
         }
     }

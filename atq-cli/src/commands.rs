@@ -19,6 +19,7 @@ pub async fn dispatch(command: Command, signals: &mut Signals) -> Result<u8, Cli
     match command {
         Command::Run(args) => return run::run(args, signals).await,
         Command::Up(args) => return run::up(args, signals).await,
+        Command::Report(args) => return crate::report::report(args),
         Command::Validate { file } => validate(&taskfile::load(&file, None)?, &file.display().to_string())?,
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
@@ -63,7 +64,11 @@ async fn engine_command(command: Command) -> Result<(), CliError> {
         Command::Data(DataCommand::Push { path }) => data::push_command(&director, &path).await?,
         Command::Data(DataCommand::Ls { json }) => data::ls(&director, json).await?,
         Command::Data(DataCommand::Rm { id }) => data::rm(&director, &id).await?,
-        Command::Run(_) | Command::Up(_) | Command::Validate { .. } | Command::Completions { .. } => {
+        Command::Run(_)
+        | Command::Up(_)
+        | Command::Validate { .. }
+        | Command::Completions { .. }
+        | Command::Report(_) => {
             unreachable!("dispatched before")
         }
     }

@@ -25,6 +25,16 @@ pub enum CliError {
     },
     /// SIGINT or SIGTERM arrived; cleanup has run.
     Interrupted,
+    /// Results files could not be read or merged (`atq report`).
+    Results(atq_core::results::ResultsError),
+    /// A bad argument that clap cannot check (a threshold that does not parse).
+    Usage(String),
+}
+
+impl From<atq_core::results::ResultsError> for CliError {
+    fn from(e: atq_core::results::ResultsError) -> Self {
+        CliError::Results(e)
+    }
 }
 
 impl From<Error> for CliError {
@@ -50,6 +60,8 @@ impl fmt::Display for CliError {
             CliError::Invalid { file, error } => write_problems(f, file, error),
             CliError::Read { file, source } => write!(f, "cannot read task file {file}: {source}"),
             CliError::Interrupted => write!(f, "interrupted; what was deployed has been torn down"),
+            CliError::Results(e) => write!(f, "{e}"),
+            CliError::Usage(message) => f.write_str(message),
         }
     }
 }

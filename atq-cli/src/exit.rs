@@ -17,6 +17,8 @@ pub const HELP: &str = "\
 Exit codes:
   0     success (for `run`: the master exited 0)
   N     `run`: the master's own exit code, passed through unchanged (1..=255)
+  99    a threshold failed (`report`; `run` once the master exited 0 — a master's
+        own non-zero code wins), or results were missing while thresholds are set
   125   atq's own error: bad usage, invalid task file, engine unreachable, deploy failed,
         timeout, or a master exit code outside 0..=255 (the real code is printed)
   130   interrupted by Ctrl-C (SIGINT) or SIGTERM; what was deployed was torn down
@@ -35,7 +37,11 @@ pub fn of_master(code: i64) -> u8 {
 pub fn of_error(error: &CliError) -> u8 {
     match error {
         CliError::Interrupted => INTERRUPTED,
-        CliError::Core(_) | CliError::Invalid { .. } | CliError::Read { .. } => ATQ_ERROR,
+        CliError::Core(_)
+        | CliError::Invalid { .. }
+        | CliError::Read { .. }
+        | CliError::Results(_)
+        | CliError::Usage(_) => ATQ_ERROR,
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`run`]: `atq run` and `atq up`: progress, the master's logs, cleanup on interrupt.
 //! - [`commands`]: the other commands, one core call each.
 //! - [`data`]: `atq data push | ls | rm`.
+//! - [`report`]: `atq report FILE...`: results summarised, judged and written offline.
 //! - [`display`]: progress bars, plain lines or JSON lines.
 //! - [`exit`]: every exit code, in one place.
 //! - [`error`]: what a command can fail with, and its one-line message.
@@ -26,6 +27,7 @@ mod display;
 mod engine;
 mod error;
 mod exit;
+mod report;
 mod run;
 mod signals;
 mod taskfile;

@@ -94,7 +94,7 @@ impl Group {
         self.min = self.min.min(s.elapsed);
         self.max = self.max.max(s.elapsed);
         self.sum += u128::from(s.elapsed);
-        self.histogram.saturating_record(s.elapsed);
+        record(&mut self.histogram, s.elapsed);
     }
 
     fn merge(&mut self, other: &Group) {
@@ -190,6 +190,15 @@ impl Groups {
     }
 }
 
+/// Records a value, growing the histogram as needed (`saturating_record` would clamp instead);
+/// a value beyond what any histogram can hold (never, with the readers' bounds) is clamped.
+#[inline]
+fn record(histogram: &mut Histogram<u64>, value: u64) {
+    if histogram.record(value).is_err() {
+        histogram.saturating_record(value);
+    }
+}
+
 /// Histogram precision of the summaries: 3 significant digits (0.1%).
 const SIGFIG: u8 = 3;
 /// Histogram precision of the time series' buckets: 2 significant digits (1%), enough for a chart.
@@ -200,6 +209,10 @@ struct Bucket {
     count: u64,
     errors: u64,
     max: u64,
+    /// Earliest and latest sample start in the bucket (ms): the run's first and last buckets
+    /// are only partly covered, and their throughput is over the part covered.
+    first_ms: i64,
+    last_ms: i64,
     histogram: Histogram<u64>,
 }
 
@@ -219,12 +232,16 @@ impl SeriesAcc {
             count: 0,
             errors: 0,
             max: 0,
+            first_ms: i64::MAX,
+            last_ms: i64::MIN,
             histogram: Histogram::new(SERIES_SIGFIG).expect("valid precision"),
         });
         bucket.count += 1;
+        bucket.first_ms = bucket.first_ms.min(s.ts_ms);
+        bucket.last_ms = bucket.last_ms.max(s.ts_ms);
         bucket.errors += u64::from(!s.success);
         bucket.max = bucket.max.max(s.elapsed);
-        bucket.histogram.saturating_record(s.elapsed);
+        record(&mut bucket.histogram, s.elapsed);
         if self.buckets.len() > MAX_POINTS {
             self.widen();
         }
@@ -245,6 +262,8 @@ impl SeriesAcc {
                         into.count += b.count;
                         into.errors += b.errors;
                         into.max = into.max.max(b.max);
+                        into.first_ms = into.first_ms.min(b.first_ms);
+                        into.last_ms = into.last_ms.max(b.last_ms);
                         let _ = into.histogram.add(&b.histogram);
                     }
                 }
@@ -256,16 +275,28 @@ impl SeriesAcc {
     fn finish(self, unit_us: u64) -> Series {
         let ms = |v: u64| (u128::from(v) * u128::from(unit_us)) as f64 / 1000.0;
         let seconds = self.width_ms as f64 / 1000.0;
+        let first_key = self.buckets.keys().next().copied();
+        let last_key = self.buckets.keys().next_back().copied();
         let points = self
             .buckets
             .into_iter()
             .map(|(key, b)| {
                 let q = |p: f64| Some(ms(b.histogram.value_at_quantile(p).min(b.max)));
+                let start = key.saturating_mul(self.width_ms);
+                let end = start.saturating_add(self.width_ms);
+                // The run's first and last buckets count over the part the run covered.
+                let from = if Some(key) == first_key { b.first_ms } else { start };
+                let to = if Some(key) == last_key { b.last_ms.saturating_add(1) } else { end };
+                let covered = if first_key == last_key && to - from < 1000 {
+                    self.width_ms
+                } else {
+                    (to - from).clamp(1, self.width_ms)
+                };
                 Point {
-                    t_ms: key.saturating_mul(self.width_ms),
+                    t_ms: start,
                     count: b.count,
                     errors: b.errors,
-                    throughput: b.count as f64 / seconds,
+                    throughput: b.count as f64 / (covered as f64 / 1000.0),
                     p50_ms: q(0.50),
                     p90_ms: q(0.90),
                     p95_ms: q(0.95),
@@ -377,7 +408,9 @@ impl Collector {
             .into_iter()
             .map(|((label, code, message), count)| ErrorKind { label, code, message, count })
             .collect();
-        errors.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.label, &a.code, &a.message).cmp(&(&b.label, &b.code, &b.message))));
+        errors.sort_by(|a, b| {
+            b.count.cmp(&a.count).then_with(|| (&a.label, &a.code, &a.message).cmp(&(&b.label, &b.code, &b.message)))
+        });
         Collected {
             total: self.total.summary(self.unit_us),
             labels: self.labels.into_summaries(self.unit_us),

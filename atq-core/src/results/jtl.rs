@@ -67,7 +67,9 @@ impl Columns {
         let find = |name: &str| header.iter().position(|h| header_name(h).eq_ignore_ascii_case(name.as_bytes()));
         let required = |name: &str, property: &str| {
             find(name).ok_or_else(|| {
-                format!("the header has no `{name}` column: JMeter saves it with -Jjmeter.save.saveservice.{property}=true")
+                format!(
+                    "the header has no `{name}` column: JMeter saves it with -Jjmeter.save.saveservice.{property}=true"
+                )
             })
         };
         let ts = required("timeStamp", "timestamp_format=ms -Jjmeter.save.saveservice.time")?;
@@ -138,10 +140,12 @@ pub(crate) fn read(
         let cols = match columns {
             Some(c) => c,
             None => {
-                let first = strip_bom(record.get(0).unwrap_or_default());
-                if first.trim_ascii().eq_ignore_ascii_case(b"timeStamp") {
-                    let c = Columns::from_header(&record)
-                        .map_err(|message| ResultsError::Malformed { path: path.to_owned(), line, message })?;
+                if record.iter().any(|cell| header_name(cell).eq_ignore_ascii_case(b"timeStamp")) {
+                    let c = Columns::from_header(&record).map_err(|message| ResultsError::Malformed {
+                        path: path.to_owned(),
+                        line,
+                        message,
+                    })?;
                     columns = Some(c);
                     continue;
                 }
@@ -205,9 +209,12 @@ fn sample<'r>(record: &'r csv::ByteRecord, c: &Columns) -> Result<(Sample<'r>, O
             String::from_utf8_lossy(ts_field)
         )
     })?;
-    let elapsed = parse_u64(field(c.elapsed))
-        .filter(|&e| e <= MAX_ELAPSED_MS)
-        .ok_or_else(|| format!("elapsed {:?} is not a number of milliseconds (0 to one day)", String::from_utf8_lossy(field(c.elapsed))))?;
+    let elapsed = parse_u64(field(c.elapsed)).filter(|&e| e <= MAX_ELAPSED_MS).ok_or_else(|| {
+        format!(
+            "elapsed {:?} is not a number of milliseconds (0 to one day)",
+            String::from_utf8_lossy(field(c.elapsed))
+        )
+    })?;
     let success = match field(c.success).trim_ascii() {
         s if s.eq_ignore_ascii_case(b"true") => true,
         s if s.eq_ignore_ascii_case(b"false") => false,

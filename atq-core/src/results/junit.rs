@@ -108,7 +108,8 @@ pub(crate) fn write(report: &Report) -> String {
                                             .write_text_content(BytesText::new(&f))?;
                                     }
                                     if let Some(out) = &case.out {
-                                        w.create_element("system-out").write_text_content(BytesText::new(&xml_text(out)))?;
+                                        w.create_element("system-out")
+                                            .write_text_content(BytesText::new(&xml_text(out)))?;
                                     }
                                     Ok(())
                                 })?;

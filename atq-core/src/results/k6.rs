@@ -62,7 +62,11 @@ pub(crate) fn read(
         guard.reset();
         let line = record.position().map_or(line_before, csv::Position::line);
         let Some(cols) = &columns else {
-            columns = Some(header(&record).map_err(|message| ResultsError::Malformed { path: path.to_owned(), line, message })?);
+            columns = Some(header(&record).map_err(|message| ResultsError::Malformed {
+                path: path.to_owned(),
+                line,
+                message,
+            })?);
             continue;
         };
         if record.get(cols.metric).map(<[u8]>::trim_ascii) != Some(REQUEST_METRIC) {
@@ -78,9 +82,9 @@ pub(crate) fn read(
                     String::from_utf8_lossy(ts_field)
                 )
             })?;
-            let value = parse_f64(field(cols.value)).filter(|v| *v >= 0.0 && v * 1000.0 <= MAX_ELAPSED_US).ok_or_else(|| {
-                format!("metric_value {:?} is not a duration in ms", String::from_utf8_lossy(field(cols.value)))
-            })?;
+            let value = parse_f64(field(cols.value)).filter(|v| *v >= 0.0 && v * 1000.0 <= MAX_ELAPSED_US).ok_or_else(
+                || format!("metric_value {:?} is not a duration in ms", String::from_utf8_lossy(field(cols.value))),
+            )?;
             let status = opt(cols.status);
             let success = match opt(cols.expected).trim_ascii() {
                 b"true" => true,

@@ -152,7 +152,10 @@ fn read_table(path: &Path, max_rows: usize) -> Result<(Vec<String>, Vec<Vec<Stri
         // A header only: stream_table never called back.
         let text = std::fs::read(path).map_err(|e| ResultsError::io(path, e))?;
         let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
-        header = first.split(|&b| b == b',').map(|c| String::from_utf8_lossy(header_name(c)).trim_matches('"').to_owned()).collect();
+        header = first
+            .split(|&b| b == b',')
+            .map(|c| String::from_utf8_lossy(header_name(c)).trim_matches('"').to_owned())
+            .collect();
     }
     Ok((header, rows))
 }
@@ -175,7 +178,8 @@ fn percentile_columns(header: &[String]) -> Vec<(usize, f64)> {
 fn read_stats(path: &Path) -> Result<(Summary, BTreeMap<String, Summary>, u64), ResultsError> {
     let (header, rows) = read_table(path, MAX_LABELS + 1)?;
     let bad = |message: String| ResultsError::Malformed { path: path.to_owned(), line: 1, message };
-    let name = column(&header, &["Name"]).ok_or_else(|| bad("the header has no `Name` column: is this Locust's _stats.csv?".into()))?;
+    let name = column(&header, &["Name"])
+        .ok_or_else(|| bad("the header has no `Name` column: is this Locust's _stats.csv?".into()))?;
     let count = column(&header, &["Request Count", "# requests"])
         .ok_or_else(|| bad("the header has no `Request Count` column: is this Locust's _stats.csv?".into()))?;
     let kind = column(&header, &["Type", "Method"]);
@@ -200,7 +204,8 @@ fn read_stats(path: &Path) -> Result<(Summary, BTreeMap<String, Summary>, u64), 
             message: format!("Request Count {:?} is not a whole number", cell(Some(count))),
         })?;
         let errors = parse_u64(cell(failures).as_bytes()).unwrap_or(0).min(n);
-        let mut given: Vec<(f64, f64)> = percentiles.iter().filter_map(|(c, q)| number(Some(*c)).map(|v| (*q, v))).collect();
+        let mut given: Vec<(f64, f64)> =
+            percentiles.iter().filter_map(|(c, q)| number(Some(*c)).map(|v| (*q, v))).collect();
         if !given.iter().any(|(q, _)| *q == 50.0) {
             if let Some(m) = number(median) {
                 given.push((50.0, m));
@@ -264,7 +269,9 @@ fn read_history(path: &Path) -> Result<(Series, Option<(i64, i64)>), ResultsErro
         if !name.is_none_or(|_| TOTAL_NAMES.contains(&cell(name))) {
             return;
         }
-        let Some(t) = parse_u64(cell(Some(ts)).as_bytes()).and_then(|t| i64::try_from(t).ok()).map(|t| t.saturating_mul(1000)) else {
+        let Some(t) =
+            parse_u64(cell(Some(ts)).as_bytes()).and_then(|t| i64::try_from(t).ok()).map(|t| t.saturating_mul(1000))
+        else {
             return;
         };
         span = Some(span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
@@ -342,6 +349,6 @@ fn read_failures(path: &Path) -> Result<Vec<ErrorKind>, ResultsError> {
             }
         })
         .collect();
-    out.sort_by(|a, b| b.count.cmp(&a.count));
+    out.sort_by_key(|e| std::cmp::Reverse(e.count));
     Ok(out)
 }

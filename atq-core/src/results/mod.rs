@@ -50,8 +50,8 @@
 mod collect;
 mod error;
 mod html;
-mod jtl;
 mod json;
+mod jtl;
 mod junit;
 mod k6;
 mod locust;
@@ -82,7 +82,11 @@ const MAX_DETECT_ENTRIES: usize = 10_000;
 /// `spec` names the file (relative to `artifacts_dir`) and format; without one, the results are
 /// found in the directory: the first `*.jtl`, else a Locust `*_stats.csv`, else a `*.csv`
 /// (in name order, top level only).
-pub fn analyze(artifacts_dir: &Path, spec: Option<&ResultsSpec>, thresholds: &[Threshold]) -> Result<Report, ResultsError> {
+pub fn analyze(
+    artifacts_dir: &Path,
+    spec: Option<&ResultsSpec>,
+    thresholds: &[Threshold],
+) -> Result<Report, ResultsError> {
     let (path, format) = match spec {
         Some(s) => (artifacts_dir.join(&s.path), s.format),
         None => (find_results(artifacts_dir)?, Format::Auto),

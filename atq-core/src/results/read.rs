@@ -106,7 +106,13 @@ pub(crate) struct Rows {
 
 impl Rows {
     /// A malformed row: an error with [`OnMalformed::Fail`], else counted.
-    pub(crate) fn malformed(&mut self, path: &Path, line: u64, message: String, on: OnMalformed) -> Result<(), ResultsError> {
+    pub(crate) fn malformed(
+        &mut self,
+        path: &Path,
+        line: u64,
+        message: String,
+        on: OnMalformed,
+    ) -> Result<(), ResultsError> {
         if on == OnMalformed::Fail {
             return Err(ResultsError::Malformed { path: path.to_owned(), line, message });
         }
@@ -159,7 +165,10 @@ impl<R: Read> Read for Bounded<R> {
 
 /// The message for a row longer than [`MAX_ROW_BYTES`].
 pub(crate) fn too_long() -> String {
-    format!("a row longer than {} KiB starts here (an unclosed quote?): the rest of the file cannot be read", MAX_ROW_BYTES / 1024)
+    format!(
+        "a row longer than {} KiB starts here (an unclosed quote?): the rest of the file cannot be read",
+        MAX_ROW_BYTES / 1024
+    )
 }
 
 /// Opens a file for reading, naming it in the error.
@@ -197,7 +206,11 @@ pub(crate) fn sniff(path: &Path, reader: &mut impl BufRead) -> Result<Sniffed, R
     if first.starts_with("metric_name,") {
         return Ok(Sniffed::K6);
     }
-    if first.contains("request count") || first.contains("# requests") || first.contains("user count") || first.contains("occurrences") {
+    if first.contains("request count")
+        || first.contains("# requests")
+        || first.contains("user count")
+        || first.contains("occurrences")
+    {
         return Ok(Sniffed::Locust);
     }
     Ok(Sniffed::Jtl)
@@ -242,7 +255,10 @@ pub fn read_files<P: AsRef<Path>>(paths: &[P], options: ReadOptions) -> Result<R
                 return Err(ResultsError::Empty { path: first.clone() });
             }
             if format == Format::K6 {
-                notes.push("k6's CSV has no worker names and no per-request byte counts: no per-worker table, bytes are 0".into());
+                notes.push(
+                    "k6's CSV has no worker names and no per-request byte counts: no per-worker table, bytes are 0"
+                        .into(),
+                );
             }
             let c = collector.finish();
             if format == Format::Jtl && c.workers.is_empty() {

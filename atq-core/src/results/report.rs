@@ -125,7 +125,9 @@ impl Report {
     pub fn write_outputs(&self, dir: &Path) -> Result<Vec<PathBuf>, ResultsError> {
         std::fs::create_dir_all(dir).map_err(|e| ResultsError::io(dir, e))?;
         let mut written = Vec::new();
-        for (name, text) in [(SUMMARY_JSON, self.summary_json()), (JUNIT_XML, self.junit_xml()), (REPORT_HTML, self.html())] {
+        for (name, text) in
+            [(SUMMARY_JSON, self.summary_json()), (JUNIT_XML, self.junit_xml()), (REPORT_HTML, self.html())]
+        {
             let path = dir.join(name);
             std::fs::write(&path, text).map_err(|e| ResultsError::io(&path, e))?;
             written.push(path);
@@ -145,7 +147,8 @@ impl Report {
                     rows.push(table_row(&terminal_text(name, 40), s));
                 }
                 rows.push(table_row("TOTAL", &r.total));
-                let widths: Vec<usize> = (0..7).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+                let widths: Vec<usize> =
+                    (0..7).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
                 for row in &rows {
                     let cells: Vec<String> = row
                         .iter()
@@ -156,11 +159,17 @@ impl Report {
                     let _ = writeln!(out, "{}", cells.join("  ").trim_end());
                 }
                 if r.source.skipped_rows > 0 {
-                    let _ = writeln!(out, "skipped {} malformed row(s); first: {}", r.source.skipped_rows, terminal_text(r.source.skipped_examples.first().map_or("", String::as_str), 200));
+                    let _ = writeln!(
+                        out,
+                        "skipped {} malformed row(s); first: {}",
+                        r.source.skipped_rows,
+                        terminal_text(r.source.skipped_examples.first().map_or("", String::as_str), 200)
+                    );
                 }
             }
             None => {
-                let _ = writeln!(out, "no results: {}", terminal_text(self.problem.as_deref().unwrap_or("unknown"), 400));
+                let _ =
+                    writeln!(out, "no results: {}", terminal_text(self.problem.as_deref().unwrap_or("unknown"), 400));
             }
         }
         if !self.verdicts.is_empty() {
@@ -168,7 +177,12 @@ impl Report {
             let _ = writeln!(out, "thresholds: {} passed, {failed} failed", self.verdicts.len() - failed);
             for v in &self.verdicts {
                 let mark = if v.passed { "PASS" } else { "FAIL" };
-                let _ = writeln!(out, "  {mark}  {}  ({})", terminal_text(v.threshold.text(), 200), terminal_text(&v.message, 300));
+                let _ = writeln!(
+                    out,
+                    "  {mark}  {}  ({})",
+                    terminal_text(v.threshold.text(), 200),
+                    terminal_text(&v.message, 300)
+                );
             }
         }
         out

@@ -67,7 +67,10 @@ pub(crate) fn validate(results: Option<&ResultsSpec>, thresholds: &[String], art
     }
     for (i, text) in thresholds.iter().enumerate() {
         if let Err(e) = text.parse::<Threshold>() {
-            out.push(problem(format!("thresholds[{i}]"), format!("{}; accepted forms: {}", e.message, threshold::EXAMPLES)));
+            out.push(problem(
+                format!("thresholds[{i}]"),
+                format!("{}; accepted forms: {}", e.message, threshold::EXAMPLES),
+            ));
         }
     }
     if !thresholds.is_empty() && artifacts.is_none() {

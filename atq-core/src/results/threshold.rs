@@ -201,7 +201,7 @@ pub enum Unit {
 
 impl Unit {
     /// Canonical value → the unit's value.
-    fn from_canonical(self, v: f64) -> f64 {
+    fn canonical_to_unit(self, v: f64) -> f64 {
         match self {
             Unit::Seconds => v / 1000.0,
             Unit::Percent => v * 100.0,
@@ -210,7 +210,7 @@ impl Unit {
     }
 
     /// The unit's value → canonical.
-    fn to_canonical(self, v: f64) -> f64 {
+    fn unit_to_canonical(self, v: f64) -> f64 {
         match self {
             Unit::Seconds => v * 1000.0,
             Unit::Percent => v / 100.0,
@@ -293,7 +293,7 @@ impl Threshold {
     /// The limit in canonical units (ms, fraction, per second, count).
     #[must_use]
     pub fn limit(&self) -> f64 {
-        self.unit.to_canonical(self.value)
+        self.unit.unit_to_canonical(self.value)
     }
 
     /// Judges the threshold against `results`.
@@ -316,15 +316,24 @@ impl Threshold {
         match self.metric.observe(group) {
             Some(observed) => {
                 let passed = self.op.holds(observed, self.limit());
-                let shown = format!("{}{}", trim_float(round3(self.unit.from_canonical(observed))), self.unit.suffix());
+                let shown = format!("{}{}", readable(self.unit.canonical_to_unit(observed)), self.unit.suffix());
                 let message = if passed {
                     format!("{} = {shown}", self.metric.name())
                 } else {
-                    format!("{} = {shown}, not {} {}{}", self.metric.name(), self.op.symbol(), trim_float(self.value), self.unit.suffix())
+                    format!(
+                        "{} = {shown}, not {} {}{}",
+                        self.metric.name(),
+                        self.op.symbol(),
+                        trim_float(self.value),
+                        self.unit.suffix()
+                    )
                 };
                 Verdict { threshold: self.clone(), observed: Some(observed), passed, message }
             }
-            None => self.verdict(None, format!("{} is not available from {} results", self.metric.name(), results.source.format)),
+            None => self.verdict(
+                None,
+                format!("{} is not available from {} results", self.metric.name(), results.source.format),
+            ),
         }
     }
 
@@ -357,7 +366,7 @@ impl Verdict {
     /// The observed value in the threshold's own unit.
     #[must_use]
     pub fn observed_in_unit(&self) -> Option<f64> {
-        self.observed.map(|v| self.threshold.unit.from_canonical(v))
+        self.observed.map(|v| self.threshold.unit.canonical_to_unit(v))
     }
 }
 
@@ -536,13 +545,11 @@ fn parse_limit(metric: Metric, text: &str, prefix: &str, op: Op) -> Result<(f64,
     let op = op.symbol();
     let example = |unit: &str| {
         let n = if number.is_empty() { "500" } else { number };
-        format!("{prefix}{name} {op} {n}{unit}")
+        format!("\"{prefix}{name} {op} {n}{unit}\"")
     };
-    let value: f64 = number
-        .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite())
-        .ok_or_else(|| format!("the limit {text:?} is not a number followed by a unit: write {}", example(default_unit(metric))))?;
+    let value: f64 = number.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
+        format!("the limit {text:?} is not a number followed by a unit: write {}", example(default_unit(metric)))
+    })?;
     let unit = match (metric.kind(), unit_text.as_str()) {
         (Kind::Latency, "ms") => Unit::Millis,
         (Kind::Latency, "s" | "sec") => Unit::Seconds,
@@ -565,7 +572,10 @@ fn parse_limit(metric: Metric, text: &str, prefix: &str, op: Op) -> Result<(f64,
                 Kind::PerSecond => "/s",
                 Kind::Number => "none (a plain count)",
             };
-            return Err(format!("unit {other:?} does not fit {name} (allowed: {allowed}): write {}", example(default_unit(metric))));
+            return Err(format!(
+                "unit {other:?} does not fit {name} (allowed: {allowed}): write {}",
+                example(default_unit(metric))
+            ));
         }
     };
     if unit == Unit::Percent && value > 100.0 {
@@ -596,6 +606,19 @@ pub fn parse_thresholds<S: AsRef<str>>(texts: &[S]) -> Result<Vec<Threshold>, (u
 pub(crate) fn trim_float(v: f64) -> String {
     let s = format!("{v}");
     s.strip_suffix(".0").map_or(s.clone(), str::to_owned)
+}
+
+/// A number for people: 1 decimal from 100 up, 2 from 1, 3 below (trailing zeros dropped).
+pub(crate) fn readable(v: f64) -> String {
+    let a = v.abs();
+    let rounded = if a >= 100.0 {
+        (v * 10.0).round() / 10.0
+    } else if a >= 1.0 {
+        (v * 100.0).round() / 100.0
+    } else {
+        round3(v)
+    };
+    trim_float(rounded)
 }
 
 /// Rounds to three decimals (display only).
