@@ -303,10 +303,12 @@ fn jmeter_failing_variant_exits_99_and_names_the_broken_threshold() {
 }
 
 #[test]
-fn jmeter_users_variant_uses_every_row_of_users_csv_once_per_worker() {
-    // Today every worker gets the whole users.csv (the data bundle). Once a task can shard it
-    // (issue 15), jmeter-users.yaml shards it and this test checks instead that the workers'
-    // users are disjoint and their union is the file.
+fn jmeter_users_variant_uses_each_row_of_users_csv_once_per_worker_or_once_in_all() {
+    // Without sharding every worker gets the whole users.csv (the data bundle) and uses every
+    // row once. With `shards:` in the task file (issue 15: each worker sees only its slice at
+    // the same path), the workers' users are disjoint and their union is the file.
+    let task_file = std::fs::read_to_string(examples_dir().join("jmeter/jmeter-users.yaml")).unwrap();
+    let sharded = task_file.lines().any(|l| l.trim_start().starts_with("shards:"));
     let users_dir = examples_dir().join("jmeter/users");
     let file: BTreeSet<String> = std::fs::read_to_string(users_dir.join("users.csv"))
         .unwrap()
@@ -325,11 +327,19 @@ fn jmeter_users_variant_uses_every_row_of_users_csv_once_per_worker() {
         per_worker.entry(&s.hostname).or_default().push(s.user.as_deref().expect("a user column"));
     }
     assert_eq!(per_worker.len(), 2, "both workers took part");
+    let mut union = BTreeSet::new();
     for (worker, users) in &per_worker {
         let distinct: BTreeSet<String> = users.iter().map(|u| (*u).to_owned()).collect();
         assert_eq!(distinct.len(), users.len(), "worker {worker} used a row twice");
-        assert_eq!(distinct, file, "worker {worker} used every row of users.csv");
+        if sharded {
+            assert!(distinct.is_disjoint(&union), "worker {worker} used rows of another worker's slice");
+            assert_eq!(distinct.len(), file.len() / 2, "worker {worker}: half the rows");
+        } else {
+            assert_eq!(distinct, file, "worker {worker} used every row of users.csv");
+        }
+        union.extend(distinct);
     }
+    assert_eq!(union, file, "the workers' users are the file's");
 }
 
 /// Locust's `locust_stats.csv`, by request name ("Aggregated" for the total).
