@@ -12,6 +12,8 @@
 #   BASE_IMAGE  its Debian root     (default atq-example/jmeter-base:2.13)
 #   MIRROR      Debian mirror       (default http://deb.debian.org/debian)
 #   SUITE       Debian suite        (default bookworm)
+#   DEBOOTSTRAP_CACHE  downloaded .debs kept for the next build
+#               (default /var/cache/atq-example-debootstrap; empty: none)
 #   WORKDIR     where the root goes (default: a fresh dir under /var/tmp)
 #
 # Idempotent: the base is rebuilt only when its recipe changed (a label holds
@@ -27,6 +29,7 @@ IMAGE=${IMAGE:-atq-example/jmeter:2.13}
 BASE_IMAGE=${BASE_IMAGE:-atq-example/jmeter-base:2.13}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SUITE=${SUITE:-bookworm}
+# shellcheck source-path=SCRIPTDIR source=../debian-image.sh
 . "$DI_LIB"
 
 di_args "$@"

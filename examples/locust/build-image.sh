@@ -14,6 +14,8 @@
 #   BASE_IMAGE      its Debian root     (default atq-example/locust-base:$LOCUST_VERSION)
 #   MIRROR          Debian mirror       (default http://deb.debian.org/debian)
 #   SUITE           Debian suite        (default bookworm)
+#   DEBOOTSTRAP_CACHE  downloaded .debs kept for the next build
+#               (default /var/cache/atq-example-debootstrap; empty: none)
 #   WORKDIR         where the root goes (default: a fresh dir under /var/tmp)
 #   PIP_INDEX_URL   another Python package index (pip's own variable)
 #   CA_BUNDLE       CA certificates pip trusts while building (default: the
@@ -33,6 +35,7 @@ IMAGE=${IMAGE:-atq-example/locust:$LOCUST_VERSION}
 BASE_IMAGE=${BASE_IMAGE:-atq-example/locust-base:$LOCUST_VERSION}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SUITE=${SUITE:-bookworm}
+# shellcheck source-path=SCRIPTDIR source=../debian-image.sh
 . "$DI_LIB"
 
 di_args "$@"

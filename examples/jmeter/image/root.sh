@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # The root of atq-example/jmeter-base (sourced by ../build-image.sh through
 # ../../debian-image.sh, with ROOT, WORK, SUITE and MIRROR set): Debian's jmeter 2.13 +
 # jmeter-http, a headless JRE, bullseye's xstream jar, and busybox applets. No atq files:
@@ -43,7 +44,7 @@ dpkg-deb -x "$WORK/$XSTREAM_DEB" "$WORK/xstream"
 # In both packages /usr/share/java/xstream.jar is the real file and the
 # versioned names (and JMeter's lib/ links) are symlinks to it.
 NEWJAR=$WORK/xstream/usr/share/java/xstream.jar
-[ -f "$NEWJAR" ] && [ ! -L "$NEWJAR" ] || di_die "no xstream.jar in $XSTREAM_DEB"
+if [ ! -f "$NEWJAR" ] || [ -L "$NEWJAR" ]; then di_die "no xstream.jar in $XSTREAM_DEB"; fi
 rm -f "$ROOT"/usr/share/java/xstream.jar "$ROOT"/usr/share/java/xstream-1.4.2*.jar
 cp "$NEWJAR" "$ROOT/usr/share/java/xstream.jar"
 ln -sfn xstream.jar "$ROOT/usr/share/java/xstream-1.4.15.jar"

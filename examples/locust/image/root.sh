@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # The root of atq-example/locust-base (sourced by ../build-image.sh through
 # ../../debian-image.sh, with ROOT, WORK, SUITE and MIRROR set): Debian's python3 and
 # busybox-static (the local HTTP server the locustfiles hit), and Locust from PyPI in a
@@ -18,7 +19,7 @@ if [ -f "$CA_BUNDLE" ]; then
 fi
 di_log "pip install locust==$LOCUST_VERSION into /opt/locust"
 chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_DEFAULT_TIMEOUT=${PIP_DEFAULT_TIMEOUT:-60} \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_DEFAULT_TIMEOUT="${PIP_DEFAULT_TIMEOUT:-60}" \
     ${PIP_INDEX_URL:+PIP_INDEX_URL=$PIP_INDEX_URL} ${PIP_EXTRA_INDEX_URL:+PIP_EXTRA_INDEX_URL=$PIP_EXTRA_INDEX_URL} \
     ${http_proxy:+http_proxy=$http_proxy} ${https_proxy:+https_proxy=$https_proxy} ${no_proxy:+no_proxy=$no_proxy} \
     $ca_env sh -c "
