@@ -118,6 +118,10 @@ pub enum Error {
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
 
+    /// Results could not be read, merged or written (see [`crate::results::ResultsError`]).
+    #[error(transparent)]
+    Results(#[from] crate::results::ResultsError),
+
     /// A local file could not be read or written.
     #[error("{path}: {source}")]
     Io {

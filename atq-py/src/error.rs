@@ -41,6 +41,13 @@ create_exception!(
      Attributes: `service`, `replica`, `state`, `reason` (the engine's message)."
 );
 create_exception!(atq, DataError, AtqError, "A data bundle could not be read, stored or found.");
+create_exception!(
+    atq,
+    ResultsError,
+    AtqError,
+    "Results files could not be read or merged (missing, XML JTL, malformed with strict=True, \
+     mixed formats). Attributes: `path` (the file, or None), `line` (1-based, or None)."
+);
 
 /// Adds the exception classes to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -53,6 +60,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DeployTimeout", py.get_type::<DeployTimeout>())?;
     m.add("ReplicaFailed", py.get_type::<ReplicaFailed>())?;
     m.add("DataError", py.get_type::<DataError>())?;
+    m.add("ResultsError", py.get_type::<ResultsError>())?;
     Ok(())
 }
 
@@ -80,10 +88,32 @@ pub(crate) fn to_py(err: Error) -> PyErr {
             ),
             Error::Timeout { .. } | Error::ProbeTimeout { .. } => (DeployTimeout::new_err(message), vec![]),
             Error::Data(_) => (DataError::new_err(message), vec![]),
+            Error::Results(e) => return results_error(e),
             // Io, Cancelled, and variants added later: still an atq error, never a bare RuntimeError.
             _ => (AtqError::new_err(message), vec![]),
         };
         set_attrs(py, exc, attrs)
+    })
+}
+
+/// A results error as `atq.ResultsError`, with `path` and `line` when known.
+pub(crate) fn results_error(err: atq_core::results::ResultsError) -> PyErr {
+    use atq_core::results::ResultsError as E;
+    let message = err.to_string();
+    let (path, line) = match &err {
+        E::NotFound { path, .. }
+        | E::Io { path, .. }
+        | E::XmlJtl { path }
+        | E::UnknownFormat { path, .. }
+        | E::Empty { path } => (Some(path.display().to_string()), None),
+        E::Malformed { path, line, .. } => (Some(path.display().to_string()), Some(*line)),
+        _ => (None, None),
+    };
+    Python::attach(|py| {
+        let path = path.map_or_else(|| py.None(), |p| str_obj(py, &p));
+        let line =
+            line.map_or_else(|| py.None(), |l| pyo3::IntoPyObjectExt::into_py_any(l, py).unwrap_or_else(|_| py.None()));
+        set_attrs(py, ResultsError::new_err(message), vec![("path", path), ("line", line)])
     })
 }
 

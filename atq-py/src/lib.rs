@@ -9,6 +9,7 @@
 //! - [`cluster`]: `FakeCluster` (in memory) and `DockerCluster`.
 //! - [`director`]: `Director` (deploy, run, list, inspect, teardown, prune).
 //! - [`deployment`]: `Deployment` (context manager) and `Outcome`.
+//! - [`results`]: `Results` (results files read, merged and judged; summary dicts, `passed`).
 //! - [`error`]: the exception classes and the one mapping from the core's `Error`.
 //! - [`runtime`]: the global tokio runtime, blocking waits that release the GIL and stay
 //!   interruptible (Ctrl-C cancels and rolls back), progress callbacks, the asyncio bridge.
@@ -19,6 +20,7 @@ mod convert;
 pub mod deployment;
 pub mod director;
 pub mod error;
+pub mod results;
 mod runtime;
 pub mod service;
 pub mod task;
@@ -39,6 +41,7 @@ fn _atq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<director::PyDirector>()?;
     m.add_class::<deployment::PyDeployment>()?;
     m.add_class::<deployment::PyOutcome>()?;
+    m.add_class::<results::PyResults>()?;
     error::register(m)?;
     Ok(())
 }

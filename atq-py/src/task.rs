@@ -8,6 +8,7 @@ use pyo3::types::{PyDict, PyType};
 use atq_core::{Task, WaitCommand};
 
 use crate::convert::opt_seconds;
+use crate::error::invalid;
 use crate::error::validation;
 use crate::service::PyService;
 
@@ -89,7 +90,8 @@ impl PyTask {
     /// `WORKER_CSV_VIPS` listing the workers' addresses. Times are seconds (or `timedelta`).
     #[new]
     #[pyo3(signature = (name, worker, master, *, wait_command=None, delay=None, start_timeout=None,
-                        run_timeout=None, ttl=None, labels=None, artifacts=None))]
+                        run_timeout=None, ttl=None, labels=None, artifacts=None, results=None,
+                        thresholds=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         name: String,
@@ -102,6 +104,8 @@ impl PyTask {
         ttl: Option<&Bound<'_, PyAny>>,
         labels: Option<BTreeMap<String, String>>,
         artifacts: Option<String>,
+        results: Option<&Bound<'_, PyAny>>,
+        thresholds: Option<Vec<String>>,
     ) -> PyResult<Self> {
         let mut b = Task::builder(name).workers(worker.inner.clone()).master(master.inner.clone());
         if let Some(w) = wait_command {
@@ -125,6 +129,10 @@ impl PyTask {
         if let Some(dir) = artifacts {
             b = b.artifacts(dir);
         }
+        if let Some(spec) = results {
+            b = b.results(results_spec(spec)?);
+        }
+        b = b.thresholds(thresholds.unwrap_or_default());
         let py = worker.py();
         b.build().map(|inner| PyTask { inner }).map_err(|e| validation(py, e))
     }
@@ -229,6 +237,21 @@ impl PyTask {
         self.inner.artifacts()
     }
 
+    /// Where the master's results are among its artifacts: `{"format": ..., "path": ...}`, or None.
+    #[getter]
+    fn results(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self.inner.results() {
+            Some(spec) => crate::convert::to_py(py, spec),
+            None => Ok(py.None()),
+        }
+    }
+
+    /// The pass/fail thresholds, as written (`["p95 < 500ms", ...]`).
+    #[getter]
+    fn thresholds(&self) -> Vec<String> {
+        self.inner.thresholds().iter().map(ToString::to_string).collect()
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Task({:?}, worker={:?} x{}, master={:?})",
@@ -238,4 +261,33 @@ impl PyTask {
             self.inner.master().image
         )
     }
+}
+
+/// `results=`: a path (`"results.jtl"`, format told from the file) or a dict
+/// `{"path": "results.jtl", "format": "jtl"}`.
+fn results_spec(value: &Bound<'_, PyAny>) -> PyResult<atq_core::results::ResultsSpec> {
+    use atq_core::results::ResultsSpec;
+    if let Ok(path) = value.extract::<String>() {
+        return Ok(ResultsSpec::new(path));
+    }
+    let dict = value
+        .cast::<PyDict>()
+        .map_err(|_| invalid("results", "must be a path or a dict {\"path\": ..., \"format\": ...}"))?;
+    let path: String = dict
+        .get_item("path")?
+        .ok_or_else(|| invalid("results.path", "missing: name the results file relative to the artifacts directory"))?
+        .extract()
+        .map_err(|_| invalid("results.path", "must be a string"))?;
+    let mut spec = ResultsSpec::new(path);
+    if let Some(format) = dict.get_item("format")? {
+        let format: String = format.extract().map_err(|_| invalid("results.format", "must be a string"))?;
+        spec = spec.format(format.parse().map_err(|m: String| invalid("results.format", m))?);
+    }
+    for key in dict.keys() {
+        let key: String = key.extract()?;
+        if key != "path" && key != "format" {
+            return Err(invalid(&format!("results.{key}"), "unknown field: results has path and format"));
+        }
+    }
+    Ok(spec)
 }

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rustc_hash::FxHashMap;
+
 use hdrhistogram::Histogram;
 
 use crate::results::summary::{Distribution, Point, Series, Summary};
@@ -136,7 +138,7 @@ impl Group {
 /// Groups keyed by name, at most `max` of them; the rest fold into [`OTHER`].
 #[derive(Debug, Clone)]
 struct Groups {
-    index: HashMap<Box<[u8]>, usize>,
+    index: FxHashMap<Box<[u8]>, usize>,
     names: Vec<String>,
     groups: Vec<Group>,
     other: Option<usize>,
@@ -145,7 +147,7 @@ struct Groups {
 
 impl Groups {
     fn new(max: usize) -> Self {
-        Groups { index: HashMap::new(), names: Vec::new(), groups: Vec::new(), other: None, max }
+        Groups { index: FxHashMap::default(), names: Vec::new(), groups: Vec::new(), other: None, max }
     }
 
     #[inline]
@@ -313,7 +315,9 @@ impl SeriesAcc {
 #[derive(Debug, Clone)]
 pub(crate) struct Collector {
     unit_us: u64,
-    total: Group,
+    /// Samples added (the total's numbers are the labels' merged at the end: one histogram
+    /// record less per sample, and exact, since histograms of one precision add exactly).
+    count: u64,
     labels: Groups,
     workers: Groups,
     series: SeriesAcc,
@@ -329,7 +333,7 @@ impl Collector {
     pub(crate) fn new(unit_us: u64) -> Self {
         Collector {
             unit_us,
-            total: Group::new(SIGFIG),
+            count: 0,
             labels: Groups::new(MAX_LABELS),
             workers: Groups::new(MAX_WORKERS),
             series: SeriesAcc { width_ms: 1000, buckets: BTreeMap::new() },
@@ -348,7 +352,7 @@ impl Collector {
     pub(crate) fn add(&mut self, s: &Sample<'_>, failure: Option<Failure<'_>>) {
         let elapsed_ms = i64::try_from(u128::from(s.elapsed) * u128::from(self.unit_us) / 1000).unwrap_or(i64::MAX);
         let end_ms = s.ts_ms.saturating_add(elapsed_ms);
-        self.total.add(s, end_ms);
+        self.count += 1;
         let l = self.labels.slot(s.label);
         self.labels.groups[l].add(s, end_ms);
         if let Some(w) = s.worker.filter(|w| !w.is_empty()) {
@@ -384,7 +388,7 @@ impl Collector {
 
     /// Whether no sample was added.
     pub(crate) fn is_empty(&self) -> bool {
-        self.total.count == 0
+        self.count == 0
     }
 
     /// The summaries, the series, the error kinds (most frequent first) and the notes about
@@ -411,8 +415,12 @@ impl Collector {
         errors.sort_by(|a, b| {
             b.count.cmp(&a.count).then_with(|| (&a.label, &a.code, &a.message).cmp(&(&b.label, &b.code, &b.message)))
         });
+        let mut total = Group::new(SIGFIG);
+        for g in &self.labels.groups {
+            total.merge(g);
+        }
         Collected {
-            total: self.total.summary(self.unit_us),
+            total: total.summary(self.unit_us),
             labels: self.labels.into_summaries(self.unit_us),
             workers: self.workers.into_summaries(self.unit_us),
             series: self.series.finish(self.unit_us),

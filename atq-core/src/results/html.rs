@@ -241,30 +241,20 @@ fn body(h: &mut String, report: &Report, r: &Results) {
         h.push_str(&errors.svg());
     }
 
-    let failed_labels: Vec<&str> = report
-        .verdicts
-        .iter()
-        .filter(|v| !v.passed)
-        .filter_map(|v| match v.threshold.scope() {
-            Scope::Label(l) => Some(l.as_str()),
-            _ => None,
-        })
-        .collect();
+    let failed_labels = report.failed_scopes(|s| match s {
+        Scope::Label(l) => Some(l),
+        _ => None,
+    });
     let _ = writeln!(h, "<h2>Per label ({})</h2>", r.labels.len());
     table(h, "Label", r.labels.iter().map(|(n, s)| (n.as_str(), s)), Some(t), &failed_labels);
     let _ = writeln!(h, "<h2>Per worker ({})</h2>", r.workers.len());
     if r.workers.is_empty() {
         h.push_str("<p class=\"empty\">These results name no workers.</p>\n");
     } else {
-        let failed_workers: Vec<&str> = report
-            .verdicts
-            .iter()
-            .filter(|v| !v.passed)
-            .filter_map(|v| match v.threshold.scope() {
-                Scope::Worker(w) => Some(w.as_str()),
-                _ => None,
-            })
-            .collect();
+        let failed_workers = report.failed_scopes(|s| match s {
+            Scope::Worker(w) => Some(w),
+            _ => None,
+        });
         table(h, "Worker", r.workers.iter().map(|(n, s)| (n.as_str(), s)), None, &failed_workers);
     }
     if !r.errors.is_empty() {

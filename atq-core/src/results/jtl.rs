@@ -16,7 +16,8 @@ use std::path::Path;
 
 use crate::results::collect::{Collector, Failure, Sample};
 use crate::results::error::ResultsError;
-use crate::results::read::{bounded, header_name, parse_u64, too_long, OnMalformed, Rows};
+use crate::results::read::{header_name, parse_u64, too_long, OnMalformed, Rows};
+use crate::results::rows::{Fields, Row, RowError, Rows as RowReader};
 
 /// Longest latency accepted: one day, in ms. A larger `elapsed` is a malformed row.
 const MAX_ELAPSED_MS: u64 = 24 * 3600 * 1000;
@@ -63,7 +64,7 @@ impl Columns {
         c
     }
 
-    fn from_header(header: &csv::ByteRecord) -> Result<Self, String> {
+    fn from_header(header: &impl Fields) -> Result<Self, String> {
         let find = |name: &str| header.iter().position(|h| header_name(h).eq_ignore_ascii_case(name.as_bytes()));
         let required = |name: &str, property: &str| {
             find(name).ok_or_else(|| {
@@ -108,69 +109,72 @@ pub(crate) fn read(
     on_malformed: OnMalformed,
     rows: &mut Rows,
 ) -> Result<(), ResultsError> {
-    let (reader, guard) = bounded(reader);
-    let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(reader);
-    let mut record = csv::ByteRecord::new();
     let mut columns: Option<Columns> = None;
     let mut first_data = true;
-    loop {
-        let line_before = csv.position().line();
-        match csv.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let line = e.position().map_or(line_before, csv::Position::line);
-                if guard.tripped() {
-                    return Err(ResultsError::Malformed { path: path.to_owned(), line, message: too_long() });
-                }
-                match e.kind() {
-                    csv::ErrorKind::Io(_) => {
-                        let csv::ErrorKind::Io(io) = e.into_kind() else { unreachable!() };
-                        return Err(ResultsError::io(path, io));
-                    }
-                    _ => {
-                        rows.malformed(path, line, e.to_string(), on_malformed)?;
-                        continue;
-                    }
-                }
+    let mut lines = RowReader::new(reader);
+    lines.for_each(
+        |line, row| match row {
+            Row::Plain(fields) => {
+                one(path, line, &fields, &mut columns, &mut first_data, collector, on_malformed, rows)
             }
-        }
-        guard.reset();
-        let line = record.position().map_or(line_before, csv::Position::line);
-        let cols = match columns {
-            Some(c) => c,
-            None => {
-                if record.iter().any(|cell| header_name(cell).eq_ignore_ascii_case(b"timeStamp")) {
-                    let c = Columns::from_header(&record).map_err(|message| ResultsError::Malformed {
-                        path: path.to_owned(),
-                        line,
-                        message,
-                    })?;
-                    columns = Some(c);
-                    continue;
-                }
-                let c = headerless(path, line, &record)?;
-                columns = Some(c);
-                c
+            Row::Quoted(fields) => {
+                one(path, line, fields, &mut columns, &mut first_data, collector, on_malformed, rows)
             }
-        };
-        if record.len() == 1 && record.get(0).is_some_and(|f| f.trim_ascii().is_empty()) {
-            continue; // a blank line
-        }
-        match sample(&record, &cols) {
-            Ok((s, failure)) => {
-                rows.read += 1;
-                collector.add(&s, failure);
-            }
-            Err(message) => {
-                if first_data && message.starts_with(TIMESTAMP_PREFIX) {
-                    return Err(ResultsError::Malformed { path: path.to_owned(), line, message });
-                }
-                rows.malformed(path, line, message, on_malformed)?;
-            }
-        }
-        first_data = false;
+        },
+        |e| match e {
+            RowError::Io(e) => ResultsError::io(path, e),
+            RowError::TooLong(line) => ResultsError::Malformed { path: path.to_owned(), line, message: too_long() },
+            RowError::Csv(line, message) => ResultsError::Malformed { path: path.to_owned(), line, message },
+        },
+    )
+}
+
+/// One row: the header, or a sample.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn one(
+    path: &Path,
+    line: u64,
+    record: &impl Fields,
+    columns: &mut Option<Columns>,
+    first_data: &mut bool,
+    collector: &mut Collector,
+    on_malformed: OnMalformed,
+    rows: &mut Rows,
+) -> Result<(), ResultsError> {
+    if record.len() == 1 && record.get(0).is_some_and(|f| f.trim_ascii().is_empty()) {
+        return Ok(()); // a blank line
     }
+    let cols = match columns {
+        Some(c) => *c,
+        None => {
+            if record.iter().any(|cell| header_name(cell).eq_ignore_ascii_case(b"timeStamp")) {
+                let c = Columns::from_header(record).map_err(|message| ResultsError::Malformed {
+                    path: path.to_owned(),
+                    line,
+                    message,
+                })?;
+                *columns = Some(c);
+                return Ok(());
+            }
+            let c = headerless(path, line, record)?;
+            *columns = Some(c);
+            c
+        }
+    };
+    match sample(record, &cols) {
+        Ok((s, failure)) => {
+            rows.read += 1;
+            collector.add(&s, failure);
+        }
+        Err(message) => {
+            if *first_data && message.starts_with(TIMESTAMP_PREFIX) {
+                return Err(ResultsError::Malformed { path: path.to_owned(), line, message });
+            }
+            rows.malformed(path, line, message, on_malformed)?;
+        }
+    }
+    *first_data = false;
     Ok(())
 }
 
@@ -181,7 +185,7 @@ fn strip_bom(field: &[u8]) -> &[u8] {
 }
 
 /// The columns of a file without a header line, from its first row.
-fn headerless(path: &Path, line: u64, record: &csv::ByteRecord) -> Result<Columns, ResultsError> {
+fn headerless(path: &Path, line: u64, record: &impl Fields) -> Result<Columns, ResultsError> {
     let n = record.len();
     if n == 12 || n == 13 {
         return Ok(Columns::v2_13(n));
@@ -196,7 +200,7 @@ fn headerless(path: &Path, line: u64, record: &csv::ByteRecord) -> Result<Column
 }
 
 #[inline]
-fn sample<'r>(record: &'r csv::ByteRecord, c: &Columns) -> Result<(Sample<'r>, Option<Failure<'r>>), String> {
+fn sample<'r>(record: &'r impl Fields, c: &Columns) -> Result<(Sample<'r>, Option<Failure<'r>>), String> {
     if record.len() < c.needed {
         return Err(format!("{} fields where the columns need at least {}", record.len(), c.needed));
     }

@@ -57,6 +57,7 @@ mod k6;
 mod locust;
 mod read;
 mod report;
+mod rows;
 mod spec;
 mod summary;
 mod threshold;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::results::error::ResultsError;
 use crate::results::summary::{Results, Summary};
-use crate::results::threshold::{Threshold, Verdict};
+use crate::results::threshold::{Scope, Threshold, Verdict};
 use crate::results::{html, json, junit};
 
 /// The exit code of a run whose master exited 0 but whose thresholds failed (k6's convention).
@@ -88,6 +88,16 @@ impl Report {
     #[must_use]
     pub fn verdicts(&self) -> &[Verdict] {
         &self.verdicts
+    }
+
+    /// The names of the labels (or workers: `name_of` picks) that a failed threshold is about.
+    pub(crate) fn failed_scopes(&self, name_of: impl Fn(&Scope) -> Option<&String>) -> Vec<&str> {
+        self.verdicts
+            .iter()
+            .filter(|v| !v.passed)
+            .filter_map(|v| name_of(v.threshold.scope()))
+            .map(String::as_str)
+            .collect()
     }
 
     /// Whether every threshold held (true when there are none).
