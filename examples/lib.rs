@@ -1,5 +1,5 @@
 //! Runnable examples of atq (`cargo run -p atq-examples --example hello`), and the example task
-//! files and images under `examples/hello/` and `examples/jmeter/`.
+//! files and images under `examples/hello/`, `examples/jmeter/` and `examples/locust/`.
 
 use std::path::PathBuf;
 

@@ -2,7 +2,7 @@
 # Makes the local Docker engine ready for atq, idempotently:
 #   1. an engine answers (starts dockerd if none does; installs Debian's docker.io if missing),
 #   2. it is a swarm manager (`docker swarm init --advertise-addr 127.0.0.1` if not),
-#   3. the images the tests and the hello example run exist (built locally: no registry here).
+#   3. the images the tests and the examples run exist (built locally: no registry here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,4 +36,5 @@ esac
 
 tests/images/build.sh
 examples/hello/build-images.sh
+scripts/build-example-images.sh
 echo "prepare-engine: engine $(docker version --format '{{.Server.Version}}'), swarm manager, images ready"
