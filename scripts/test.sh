@@ -23,6 +23,7 @@ scripts/prepare-engine.sh
 
 step "format and lints"
 cargo fmt --all --check
+python3 scripts/check-module-cycles.py
 cargo clippy --workspace --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p atq-core -p atq-cli
 

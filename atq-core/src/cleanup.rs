@@ -1,7 +1,7 @@
 //! Cleanup as a concept: the one way atq removes what a deploy created, and the thread that does
 //! it when nobody is left to wait.
 //!
-//! - [`remove_deploy`] is the one removal path: rollback of a failed deploy,
+//! - `remove_deploy` is the one removal path: rollback of a failed deploy,
 //!   [`Deployment::teardown`](crate::Deployment::teardown), [`Director::teardown`](crate::Director::teardown),
 //!   `prune` and the cleanup of a dropped handle all call it. It selects objects by label — the
 //!   deploy's own id ([`labels::DEPLOY`]) for a deployment, so a stale handle never touches a newer
@@ -11,7 +11,7 @@
 //!   each kind concurrently, counts "not found" as removed, sweeps once more for objects whose
 //!   creation landed late, and reports what it could not remove ([`Error::TeardownIncomplete`]):
 //!   calling it again retries exactly that.
-//! - [`Record`] is what a deploy created so far; dropped uncommitted (the deploy future was
+//! - `Record` is what a deploy created so far; dropped uncommitted (the deploy future was
 //!   cancelled), it hands its removal to the cleanup thread.
 //! - The cleanup thread (`atq-cleanup`) runs removals on a runtime of its own, so they finish
 //!   whatever runtime the user had: a current-thread runtime that a panicking `#[tokio::test]`

@@ -13,7 +13,6 @@ use tokio::time::Instant;
 use crate::cleanup;
 use crate::cluster::{LogOptions, LogStream, Replica, ReplicaState, ResourceKind};
 use crate::context::Context;
-use crate::director::inventory::failed_to_start;
 use crate::error::{Error, Phase, Result};
 use crate::event::{Event, RunEvent};
 use crate::task::Task;
@@ -81,6 +80,14 @@ impl Exit {
             waited: self.waited,
         })
     }
+}
+
+/// Whether a master replica that stopped with `error` never started its program (the engine
+/// could not start the container: an entrypoint without the execute bit, a missing binary),
+/// rather than running and exiting: swarm reports a plain exit as `task: non-zero exit (N)`.
+#[must_use]
+pub fn failed_to_start(error: Option<&str>) -> Option<&str> {
+    error.filter(|e| !e.is_empty() && !e.starts_with("task: non-zero exit"))
 }
 
 /// Where a handle stands.

@@ -39,8 +39,8 @@
 //!   `document` module turns the text into a tree of values that remember their line).
 //! - [`cluster`]: the [`Cluster`] port to a container engine, with [`SwarmCluster`] (bollard)
 //!   and [`FakeCluster`] (in memory). It knows engines, not tasks.
-//! - [`director`]: the facade of all orchestration ([`Director`]): the deploy [`director::plan`],
-//!   the [`director::probe`] (wait command), the [`director::inventory`] (list, inspect, prune)
+//! - [`director`]: the facade of all orchestration ([`Director`]): the deploy plan,
+//!   the probe (wait command), the [`director::inventory`] (list, inspect, prune)
 //!   and the queue.
 //! - [`run`]: the run flow — deploy, follow logs, wait, artifacts, keep or tear down — as one
 //!   stream every front renders ([`Director::run_with`]), with the interrupt protocol.
@@ -72,6 +72,7 @@ pub mod error;
 pub mod event;
 pub mod labels;
 pub mod owner;
+mod problem;
 pub mod prune;
 pub mod results;
 pub mod run;

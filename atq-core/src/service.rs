@@ -3,11 +3,28 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::cluster::EndpointMode;
-use crate::data::Shard;
 use crate::serde_util::{env_list, opt_secs, ByteSize};
+
+/// Most worker replicas one task may ask for.
+///
+/// 10,000 keeps the worker list well inside one swarm config (about 160 KB) and the
+/// deploy inside what one manager schedules in reasonable time; the `WORKER_CSV_VIPS`
+/// variable itself holds about 8,000 addresses (the kernel caps one variable at 128 KiB),
+/// beyond which the master reads the list from `/atq/workers` only.
+pub const MAX_WORKERS: u32 = 10_000;
+
+/// How a service's name resolves on its network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointMode {
+    /// DNS round robin: the service name resolves to every replica's address. atq's default.
+    #[default]
+    Dnsrr,
+    /// A virtual IP in front of the replicas (needs IPVS in the kernel).
+    Vip,
+}
 
 /// One role of a task (the workers, or the master): what each replica runs.
 ///
@@ -308,5 +325,140 @@ impl Resources {
     pub fn memory_bytes(mut self, bytes: u64) -> Self {
         self.memory = Some(ByteSize(bytes));
         self
+    }
+}
+
+/// How the rows of a sharded file are dealt to the workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SplitMode {
+    /// Row `k` (from 0) goes to worker `k % N + 1`: every worker gets rows from the whole file
+    /// (a file sorted by date or region is mixed across the workers). The default.
+    #[default]
+    RoundRobin,
+    /// Worker 1 gets the first rows, worker 2 the next, and so on: each worker's rows are
+    /// contiguous in the file (for ranges of ids, or rows meant to be used in order).
+    Blocks,
+}
+
+impl SplitMode {
+    /// The name used in task files and on the command line (`round-robin`, `blocks`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SplitMode::RoundRobin => "round-robin",
+            SplitMode::Blocks => "blocks",
+        }
+    }
+}
+
+impl std::fmt::Display for SplitMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SplitMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "round-robin" => Ok(SplitMode::RoundRobin),
+            "blocks" => Ok(SplitMode::Blocks),
+            other => Err(format!("\"{other}\" is not a split mode: use round-robin or blocks")),
+        }
+    }
+}
+
+/// A file of a service's data bundle to split across its workers (`worker.shards[]` in a task file).
+///
+/// Each worker sees its slice at the file's usual path, `/atq/data/<file>`, so a test plan
+/// that reads that path needs no change; the master, if it mounts the same bundle, sees the
+/// whole file.
+///
+/// ```
+/// use atq_core::data::{Shard, SplitMode};
+/// let shard = Shard::new("data/users.csv").split(SplitMode::Blocks).delimiter(b';');
+/// assert_eq!(shard.file, "data/users.csv");
+/// assert!(shard.header);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[must_use]
+pub struct Shard {
+    /// The file's path inside the bundle (`users.csv`, `data/users.csv`).
+    pub file: String,
+    /// How rows are dealt out; default [`SplitMode::RoundRobin`].
+    #[serde(default, skip_serializing_if = "is_round_robin")]
+    pub split: SplitMode,
+    /// Whether the first record is a header, repeated at the top of every slice. Default true.
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    pub header: bool,
+    /// The field delimiter, one ASCII character (`,` by default; `;` or a tab for other
+    /// dialects). Record boundaries depend on it: a quote opens a quoted field only right after
+    /// a delimiter or at the start of a record.
+    #[serde(default = "comma", skip_serializing_if = "is_comma")]
+    pub delimiter: char,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn comma() -> char {
+    ','
+}
+
+fn is_comma(c: &char) -> bool {
+    *c == ','
+}
+
+fn is_round_robin(m: &SplitMode) -> bool {
+    *m == SplitMode::RoundRobin
+}
+
+impl Shard {
+    /// Splits `file` (a path inside the bundle) round-robin, with a header, on commas.
+    pub fn new(file: impl Into<String>) -> Self {
+        Shard { file: file.into(), split: SplitMode::RoundRobin, header: true, delimiter: ',' }
+    }
+
+    /// Chooses how rows are dealt out.
+    pub fn split(mut self, mode: SplitMode) -> Self {
+        self.split = mode;
+        self
+    }
+
+    /// Says whether the file starts with a header record (default true).
+    pub fn header(mut self, header: bool) -> Self {
+        self.header = header;
+        self
+    }
+
+    /// Sets the field delimiter (one ASCII character; default `,`).
+    pub fn delimiter(mut self, delimiter: u8) -> Self {
+        self.delimiter = char::from(delimiter);
+        self
+    }
+
+    /// Checks the delimiter: one ASCII character that neither quotes fields nor ends records.
+    ///
+    /// # Errors
+    /// What is wrong with it, for a message naming the field.
+    pub fn delimiter_check(&self) -> Result<(), String> {
+        self.delimiter_byte().map(|_| ())
+    }
+
+    /// The delimiter as a byte, or why it cannot be one.
+    pub(crate) fn delimiter_byte(&self) -> Result<u8, String> {
+        let c = self.delimiter;
+        if !c.is_ascii() {
+            return Err(format!("{c:?} is not an ASCII character: give one, like \",\", \";\" or \"\\t\""));
+        }
+        let b = c as u8;
+        if matches!(b, b'"' | b'\n' | b'\r') {
+            return Err(format!("{c:?} cannot be a delimiter: it ends records or quotes fields"));
+        }
+        Ok(b)
     }
 }

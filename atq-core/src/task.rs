@@ -16,13 +16,7 @@ use crate::service::Service;
 mod decode;
 pub(crate) mod fields;
 
-/// Most worker replicas one task may ask for.
-///
-/// 10,000 keeps the worker list well inside one swarm config (about 160 KB) and the
-/// deploy inside what one manager schedules in reasonable time; the `WORKER_CSV_VIPS`
-/// variable itself holds about 8,000 addresses (the kernel caps one variable at 128 KiB),
-/// beyond which the master reads the list from `/atq/workers` only.
-pub const MAX_WORKERS: u32 = 10_000;
+pub use crate::service::MAX_WORKERS;
 
 /// Longest engine object name (services and networks).
 pub const MAX_ENGINE_NAME: usize = 63;

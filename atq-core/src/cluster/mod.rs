@@ -186,16 +186,7 @@ pub struct NetworkSpec {
     pub capacity: u32,
 }
 
-/// How a service's name resolves on its network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EndpointMode {
-    /// DNS round robin: the service name resolves to every replica's address. atq's default.
-    #[default]
-    Dnsrr,
-    /// A virtual IP in front of the replicas (needs IPVS in the kernel).
-    Vip,
-}
+pub use crate::service::EndpointMode;
 
 /// A replicated service to create.
 #[derive(Debug, Clone, PartialEq, Default)]

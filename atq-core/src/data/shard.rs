@@ -32,151 +32,15 @@
 //! # Ok::<(), atq_core::data::DataError>(())
 //! ```
 
-use serde::{Deserialize, Serialize};
-
 use super::{DataBundle, DataError, DataMounts, DATA_DIR};
 use crate::cluster::Cluster;
 use crate::error::Result;
 use crate::service::Service;
-use crate::task::MAX_WORKERS;
+use crate::service::MAX_WORKERS;
+pub use crate::service::{Shard, SplitMode};
 
 /// Most files one service may shard: each becomes one per-replica config on the engine.
 pub const MAX_SHARDS: usize = 16;
-
-/// How the rows of a sharded file are dealt to the workers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SplitMode {
-    /// Row `k` (from 0) goes to worker `k % N + 1`: every worker gets rows from the whole file
-    /// (a file sorted by date or region is mixed across the workers). The default.
-    #[default]
-    RoundRobin,
-    /// Worker 1 gets the first rows, worker 2 the next, and so on: each worker's rows are
-    /// contiguous in the file (for ranges of ids, or rows meant to be used in order).
-    Blocks,
-}
-
-impl SplitMode {
-    /// The name used in task files and on the command line (`round-robin`, `blocks`).
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SplitMode::RoundRobin => "round-robin",
-            SplitMode::Blocks => "blocks",
-        }
-    }
-}
-
-impl std::fmt::Display for SplitMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for SplitMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "round-robin" => Ok(SplitMode::RoundRobin),
-            "blocks" => Ok(SplitMode::Blocks),
-            other => Err(format!("\"{other}\" is not a split mode: use round-robin or blocks")),
-        }
-    }
-}
-
-/// A file of a service's data bundle to split across its workers (`worker.shards[]` in a task file).
-///
-/// Each worker sees its slice at the file's usual path, `/atq/data/<file>`, so a test plan
-/// that reads that path needs no change; the master, if it mounts the same bundle, sees the
-/// whole file.
-///
-/// ```
-/// use atq_core::data::{Shard, SplitMode};
-/// let shard = Shard::new("data/users.csv").split(SplitMode::Blocks).delimiter(b';');
-/// assert_eq!(shard.file, "data/users.csv");
-/// assert!(shard.header);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[must_use]
-pub struct Shard {
-    /// The file's path inside the bundle (`users.csv`, `data/users.csv`).
-    pub file: String,
-    /// How rows are dealt out; default [`SplitMode::RoundRobin`].
-    #[serde(default, skip_serializing_if = "is_round_robin")]
-    pub split: SplitMode,
-    /// Whether the first record is a header, repeated at the top of every slice. Default true.
-    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
-    pub header: bool,
-    /// The field delimiter, one ASCII character (`,` by default; `;` or a tab for other
-    /// dialects). Record boundaries depend on it: a quote opens a quoted field only right after
-    /// a delimiter or at the start of a record.
-    #[serde(default = "comma", skip_serializing_if = "is_comma")]
-    pub delimiter: char,
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn comma() -> char {
-    ','
-}
-
-fn is_comma(c: &char) -> bool {
-    *c == ','
-}
-
-fn is_round_robin(m: &SplitMode) -> bool {
-    *m == SplitMode::RoundRobin
-}
-
-impl Shard {
-    /// Splits `file` (a path inside the bundle) round-robin, with a header, on commas.
-    pub fn new(file: impl Into<String>) -> Self {
-        Shard { file: file.into(), split: SplitMode::RoundRobin, header: true, delimiter: ',' }
-    }
-
-    /// Chooses how rows are dealt out.
-    pub fn split(mut self, mode: SplitMode) -> Self {
-        self.split = mode;
-        self
-    }
-
-    /// Says whether the file starts with a header record (default true).
-    pub fn header(mut self, header: bool) -> Self {
-        self.header = header;
-        self
-    }
-
-    /// Sets the field delimiter (one ASCII character; default `,`).
-    pub fn delimiter(mut self, delimiter: u8) -> Self {
-        self.delimiter = char::from(delimiter);
-        self
-    }
-
-    /// Checks the delimiter: one ASCII character that neither quotes fields nor ends records.
-    ///
-    /// # Errors
-    /// What is wrong with it, for a message naming the field.
-    pub fn delimiter_check(&self) -> Result<(), String> {
-        self.delimiter_byte().map(|_| ())
-    }
-
-    /// The delimiter as a byte, or why it cannot be one.
-    pub(crate) fn delimiter_byte(&self) -> Result<u8, String> {
-        let c = self.delimiter;
-        if !c.is_ascii() {
-            return Err(format!("{c:?} is not an ASCII character: give one, like \",\", \";\" or \"\\t\""));
-        }
-        let b = c as u8;
-        if matches!(b, b'"' | b'\n' | b'\r') {
-            return Err(format!("{c:?} cannot be a delimiter: it ends records or quotes fields"));
-        }
-        Ok(b)
-    }
-}
 
 /// A file cut into one slice per worker, by [`split_csv`].
 ///

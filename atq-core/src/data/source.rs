@@ -45,7 +45,7 @@ impl DataSource {
     /// The mounts (and labels) that show this source under [`DATA_DIR`].
     ///
     /// # Errors
-    /// For a bundle, as [`bundle_mounts`]: [`DataError::NotFound`](super::DataError::NotFound)
+    /// For a bundle, as [`bundle_mounts`](super::bundle_mounts): [`DataError::NotFound`](super::DataError::NotFound)
     /// when it does not exist. Host paths and volumes are not checked here (the engine reports a
     /// missing host path when it starts a replica; a missing volume is created empty).
     pub async fn mounts(&self, cluster: &dyn Cluster) -> Result<DataMounts> {

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::cleanup;
 use crate::cluster::{LabelSelector, Replica, ReplicaState, Resource, ResourceKind};
 use crate::context::{unix_now, Context};
+use crate::deployment::failed_to_start;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::labels::{self, Role};
@@ -221,14 +222,6 @@ fn not_found_as_empty(e: Error) -> Result<Vec<Replica>> {
     } else {
         Err(e)
     }
-}
-
-/// Whether a master replica that stopped with `error` never started its program (the engine
-/// could not start the container: an entrypoint without the execute bit, a missing binary),
-/// rather than running and exiting: swarm reports a plain exit as `task: non-zero exit (N)`.
-#[must_use]
-pub fn failed_to_start(error: Option<&str>) -> Option<&str> {
-    error.filter(|e| !e.is_empty() && !e.starts_with("task: non-zero exit"))
 }
 
 async fn describe(ctx: &Context, name: String, resources: Vec<Resource>) -> Result<TaskInfo> {

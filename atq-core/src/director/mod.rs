@@ -1,9 +1,9 @@
 //! [`Director`]: runs tasks on a [`Cluster`]. All orchestration lives under it.
 //!
 //! This module is the facade; the work is done by its parts, one concept each:
-//! - [`plan`] deploys a task step by step (network, workers, probe, delay, master), recording
+//! - `plan` deploys a task step by step (network, workers, probe, delay, master), recording
 //!   what it creates so that a failure, a timeout or a dropped future removes exactly that;
-//! - [`probe`] runs the task's wait command until it passes;
+//! - `probe` runs the task's wait command until it passes;
 //! - [`inventory`] reads tasks back from the engine's labels: [`TaskInfo`], [`TaskState`],
 //!   `list`, `inspect`, `prune`;
 //! - waiting is [`crate::wait`], removal is [`crate::cleanup`], and the whole run flow (deploy,

@@ -4,7 +4,7 @@ use std::path::{Component, Path};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Problem;
+use crate::problem::Problem;
 use crate::results::read::Format;
 use crate::results::threshold::{self, Threshold};
 

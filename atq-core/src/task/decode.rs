@@ -21,11 +21,11 @@ use super::fields::Decoder;
 use super::{
     default_probe_timeout, validate, Task, TaskFile, WaitCommand, DEFAULT_START_TIMEOUT, DEFAULT_TTL, MAX_WORKERS,
 };
-use crate::cluster::EndpointMode;
-use crate::data::{Shard, SplitMode};
 use crate::document::{Kind, Node, ParseBudget, Tally};
 use crate::error::ValidationError;
+use crate::service::EndpointMode;
 use crate::service::{HealthCheck, Resources, Service};
+use crate::service::{Shard, SplitMode};
 
 const TIMEOUT_WORDS: &str = "a number of seconds above 0, at most 86400 (one day)";
 const DELAY_WORDS: &str = "a number of seconds from 0 to 86400 (one day)";
