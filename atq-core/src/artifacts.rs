@@ -17,6 +17,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 
@@ -38,12 +39,24 @@ pub async fn save(chunks: ChunkStream, dest: &Path) -> Result<Vec<PathBuf>> {
     })?
 }
 
-/// Streams the archive into an anonymous temporary file, at most [`MAX_ARCHIVE_BYTES`].
+/// How long the engine may send nothing while an archive streams before atq gives up on it.
+pub const ARCHIVE_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Streams the archive into an anonymous temporary file, at most [`MAX_ARCHIVE_BYTES`], giving
+/// up when the engine sends nothing for [`ARCHIVE_IDLE_TIMEOUT`].
 async fn spool(mut chunks: ChunkStream, dest: &Path) -> Result<File> {
     let io = |source: io::Error| Error::Io { path: "a temporary file for the artifacts".into(), source };
     let mut file = tempfile::tempfile().map_err(io)?;
     let mut total: u64 = 0;
-    while let Some(chunk) = chunks.next().await {
+    loop {
+        let Ok(next) = tokio::time::timeout(ARCHIVE_IDLE_TIMEOUT, chunks.next()).await else {
+            return Err(Error::engine(
+                "save artifacts to",
+                dest.display().to_string(),
+                format!("the engine sent nothing for {ARCHIVE_IDLE_TIMEOUT:?} while copying the archive"),
+            ));
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk?;
         total = total.saturating_add(chunk.len() as u64);
         if total > MAX_ARCHIVE_BYTES {
@@ -277,6 +290,15 @@ mod tests {
         save(stream(tar), &dest).await.unwrap();
         assert!(!outside.join("target.txt").exists());
         assert_eq!(fs::read(dest.join("f.txt")).unwrap(), b"new");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_engine_that_stops_sending_is_given_up_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let stalled: ChunkStream =
+            Box::pin(futures_util::stream::iter([Ok(vec![0u8; 10])]).chain(futures_util::stream::pending()));
+        let err = save(stalled, dir.path()).await.unwrap_err();
+        assert!(err.to_string().contains("sent nothing"), "{err}");
     }
 
     #[tokio::test]

@@ -294,10 +294,18 @@ impl Deployment {
     }
 }
 
-/// Reads a finite log stream into one string, a line per log line, keeping the last `keep` lines.
+/// How long a finished (not followed) log read may go without a line before atq gives up on it.
+pub const LOG_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Reads a finite log stream into one string, a line per log line, keeping the last `keep` lines;
+/// gives up when the engine sends nothing for [`LOG_IDLE_TIMEOUT`].
 pub(crate) async fn collect_logs(mut stream: LogStream, keep: usize) -> Result<String> {
     let mut lines = std::collections::VecDeque::new();
-    while let Some(line) = stream.next().await {
+    loop {
+        let Ok(next) = tokio::time::timeout(LOG_IDLE_TIMEOUT, stream.next()).await else {
+            return Err(Error::engine("read logs of", "the master", format!("nothing for {LOG_IDLE_TIMEOUT:?}")));
+        };
+        let Some(line) = next else { break };
         lines.push_back(line?.text);
         if lines.len() > keep {
             lines.pop_front();
