@@ -173,7 +173,9 @@ async fn a_first_interrupt_tears_down_and_says_so() {
 /// without claiming the task was removed.
 #[tokio::test(start_paused = true)]
 async fn a_second_interrupt_abandons_the_cleanup_and_never_claims_it_finished() {
-    let fake = FakeCluster::new().with_latency(Duration::from_secs(5));
+    // Every call takes a while: the rollback (on atq's cleanup thread, in real time) is still
+    // going when the second interrupt comes.
+    let fake = FakeCluster::new().with_latency(Duration::from_secs(5)).with_call_delay(Duration::from_millis(300));
     let director = Director::new(fake.clone());
     let interrupt = Interrupt::new();
     let mut run = director.run_with(&task("twice", 2), RunOptions::new(), interrupt.clone());
