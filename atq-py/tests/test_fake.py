@@ -101,8 +101,9 @@ def test_deploy_gives_workers_and_the_master_outcome(task):
 
 
 def test_run_deploys_waits_and_tears_down(task, atq_fake_cluster, atq_fake_director):
-    out = atq_fake_director.run(task)
-    assert out.exit_code == 0 and out.succeeded
+    report = atq_fake_director.run(task)
+    assert report.exit_code == 0 and report.passed and report.failure is None
+    assert report.outcome.succeeded and not report.kept
     assert atq_fake_cluster.is_empty()
 
 
@@ -123,13 +124,14 @@ def test_list_inspect_teardown_by_name(task, atq_fake_cluster, atq_fake_director
     assert atq_fake_director.inspect("t1")["workers_total"] == 3
     atq_fake_director.teardown("t1")
     assert atq_fake_cluster.is_empty()
-    assert atq_fake_director.prune() == {"tasks": [], "resources": 0}
+    assert atq_fake_director.prune() == {"tasks": []}
 
 
 def test_prune_all_removes_kept_tasks(task, atq_fake_cluster, atq_fake_director):
     atq_fake_director.deploy(task).keep()
     report = atq_fake_director.prune_all()
-    assert report["tasks"] == ["t1"]
+    assert [(t["name"], t["error"]) for t in report["tasks"]] == [("t1", None)]
+    assert report["tasks"][0]["resources"] > 0
     assert atq_fake_cluster.is_empty()
 
 
