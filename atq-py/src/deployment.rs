@@ -136,7 +136,8 @@ impl PyDeployment {
                 out
             }
         };
-        let bounded = tokio::time::timeout(CAPTURE_LIMIT, async { tokio::join!(read(Role::Master), read(Role::Worker)) });
+        let bounded =
+            tokio::time::timeout(CAPTURE_LIMIT, async { tokio::join!(read(Role::Master), read(Role::Worker)) });
         if let Ok((master, workers)) = bounded.await {
             journal.replace_logs(&name, master, workers);
         }
@@ -195,9 +196,11 @@ impl PyDeployment {
         let timeout = opt_seconds("timeout", timeout)?;
         let d = self.live()?;
         let (events, sink) = self.events(py);
-        let call = Call::interruptible(events, move |interrupt| async move {
-            d.wait_interruptible(timeout, &interrupt).await
-        });
+        let call =
+            Call::interruptible(
+                events,
+                move |interrupt| async move { d.wait_interruptible(timeout, &interrupt).await },
+            );
         let result = call.wait(py, &sink, OnInterrupt::Protocol);
         self.settle(&result, py, false);
         let outcome = result?;

@@ -228,7 +228,8 @@ impl PyDirector {
             "probe" => Role::Probe,
             other => return Err(invalid("role", format!("{other:?} is not one of \"master\", \"worker\", \"probe\""))),
         };
-        let since = opt_seconds("since", since)?.map(|ago| SystemTime::now().checked_sub(ago).unwrap_or(SystemTime::UNIX_EPOCH));
+        let since = opt_seconds("since", since)?
+            .map(|ago| SystemTime::now().checked_sub(ago).unwrap_or(SystemTime::UNIX_EPOCH));
         let options = LogOptions { follow: false, tail, since };
         let director = self.inner.clone();
         run_blocking(py, async move {

@@ -192,18 +192,16 @@ fn to_py_in(py: Python<'_>, err: Error) -> PyErr {
             engine(ObjectInUse::new_err(message), vec![("kind", s(kind)), ("name", s(&name)), ("users", users)])
         }
         Error::EngineUnreachable { host, .. } => engine(EngineUnreachable::new_err(message), vec![("host", s(&host))]),
-        Error::EngineAddress { host, reason, fix } => engine(
-            EngineAddress::new_err(message),
-            vec![("host", s(&host)), ("reason", s(&reason)), ("fix", s(&fix))],
-        ),
+        Error::EngineAddress { host, reason, fix } => {
+            engine(EngineAddress::new_err(message), vec![("host", s(&host)), ("reason", s(&reason)), ("fix", s(&fix))])
+        }
         Error::EngineUnsuitable { host, backend, reason, fix } => engine(
             EngineUnsuitable::new_err(message),
             vec![("host", s(&host)), ("backend", s(backend)), ("reason", s(&reason)), ("fix", s(&fix))],
         ),
-        Error::Engine { operation, resource, .. } => (
-            EngineError::new_err(message),
-            vec![("operation", s(operation)), ("resource", s(&resource))],
-        ),
+        Error::Engine { operation, resource, .. } => {
+            (EngineError::new_err(message), vec![("operation", s(operation)), ("resource", s(&resource))])
+        }
         Error::ReplicaFailed { service, replica, state, message: reason } => (
             ReplicaFailed::new_err(message),
             vec![("service", s(&service)), ("replica", s(&replica)), ("state", s(&state)), ("reason", s(&reason))],

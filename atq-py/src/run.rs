@@ -131,8 +131,12 @@ fn failure(report: &RunReport) -> Option<String> {
         return Some(format!("teardown: {e}"));
     }
     if let Some(results) = report.results.as_ref().filter(|r| !r.passed()) {
-        let failed: Vec<String> =
-            results.verdicts().iter().filter(|v| !v.passed).map(|v| format!("{} ({})", v.threshold, v.message)).collect();
+        let failed: Vec<String> = results
+            .verdicts()
+            .iter()
+            .filter(|v| !v.passed)
+            .map(|v| format!("{} ({})", v.threshold, v.message))
+            .collect();
         return Some(match (failed.is_empty(), results.problem()) {
             (true, Some(problem)) => format!("no results: {problem}"),
             _ => format!("{} threshold(s) failed: {}", failed.len(), failed.join("; ")),

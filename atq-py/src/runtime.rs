@@ -281,7 +281,8 @@ impl<T: Send + 'static> Call<T> {
         let ended = self.drive(py, sink, OnInterrupt::Protocol, &mut callbacks)?;
         match ended {
             Ended { result: Ok(value), failure: Some(failure) } => {
-                let undone = undo(value, self.interrupt.clone()).drive(py, sink, OnInterrupt::Protocol, &mut callbacks)?;
+                let undone =
+                    undo(value, self.interrupt.clone()).drive(py, sink, OnInterrupt::Protocol, &mut callbacks)?;
                 Err(raised(undone.result, failure))
             }
             Ended { result, failure } => finish(result, failure),
@@ -302,8 +303,11 @@ impl<T: Send + 'static> Call<T> {
             match item {
                 Ok(Some(Item::Event(event))) if *callbacks => {
                     if let Err(err) = sink.deliver(py, &event) {
-                        // A broken callback is not called again; the call stops as on Ctrl-C.
-                        *callbacks = false;
+                        // A Ctrl-C that came while a callback ran is a Ctrl-C; any other exception
+                        // breaks the callback, which is not called again. Either stops the call.
+                        if !err.is_instance_of::<PyKeyboardInterrupt>(py) {
+                            *callbacks = false;
+                        }
                         self.interrupt.trigger();
                         failure.get_or_insert(err);
                     }
@@ -311,7 +315,9 @@ impl<T: Send + 'static> Call<T> {
                 Ok(Some(Item::Event(_))) | Err(_) => {}
                 Ok(Some(Item::Done(result))) => return Ok(Ended { result, failure }),
                 Ok(None) => {
-                    return Err(AtqError::new_err("internal error in atq (please report it): a call ended without a result"))
+                    return Err(AtqError::new_err(
+                        "internal error in atq (please report it): a call ended without a result",
+                    ))
                 }
             }
             if let Err(err) = py.check_signals() {
@@ -424,7 +430,12 @@ pub(crate) type Convert<T> = Box<dyn FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>
 /// call (or raises atq's exception). Events go to the sink's callbacks on the loop
 /// (`call_soon_threadsafe`). Cancelling the asyncio future drops the call: the core removes what
 /// it created on atq's cleanup thread (as for a dropped handle; nobody waits for it).
-pub(crate) fn to_asyncio<'py, T>(py: Python<'py>, call: Call<T>, sink: &Sink, convert: Convert<T>) -> PyResult<Bound<'py, PyAny>>
+pub(crate) fn to_asyncio<'py, T>(
+    py: Python<'py>,
+    call: Call<T>,
+    sink: &Sink,
+    convert: Convert<T>,
+) -> PyResult<Bound<'py, PyAny>>
 where
     T: Send + 'static,
 {

@@ -159,7 +159,7 @@ def pending_cleanups() -> int:
 
 @final
 class HealthCheck:
-    """A container health check: a worker counts as ready once it passes."""
+    """A container health check run by the engine: a replica counts as running once it passes."""
 
     def __new__(cls,
         test: str,
