@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 
 use atq_core::cluster::LogOptions;
 use atq_core::labels::Role;
-use atq_core::{Deployment, Director, Outcome};
+use atq_core::{Deployment, Director, Interrupt, Outcome};
 
 use crate::convert::opt_seconds;
 use crate::error::AtqError;
@@ -35,6 +35,8 @@ enum Handle {
     Kept,
     /// Handed to atq's cleanup thread: a second Ctrl-C gave up waiting for its removal.
     Abandoned,
+    /// Removed (a teardown, or an interrupted wait, finished).
+    TornDown,
 }
 
 /// A deployed task: its workers run and its master has started.
@@ -81,6 +83,7 @@ impl PyDeployment {
                 "deployment '{}' is being removed in the background (a second Ctrl-C stopped waiting for it)",
                 self.name
             ))),
+            Handle::TornDown => Err(AtqError::new_err(format!("deployment '{}' was torn down", self.name))),
         }
     }
 
@@ -99,13 +102,19 @@ impl PyDeployment {
     /// abandoned one is handed to atq's cleanup thread (dropping the core handle removes it there).
     fn settle<T>(&self, result: &PyResult<T>, py: Python<'_>, torn_down: bool) {
         match result {
-            Ok(_) if torn_down => self.origin.journal.forget(&self.deploy_id),
+            Ok(_) if torn_down => {
+                *self.state() = Handle::TornDown;
+                self.origin.journal.forget(&self.deploy_id);
+            }
             Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => {
                 // The core's `Interrupted` says whether the cleanup was given up; a bare
                 // KeyboardInterrupt (the call finished as Ctrl-C came) changed nothing.
                 match e.value(py).getattr("abandoned").and_then(|a| a.extract::<bool>()) {
                     Ok(true) => *self.state() = Handle::Abandoned,
-                    Ok(false) => self.origin.journal.forget(&self.deploy_id),
+                    Ok(false) => {
+                        *self.state() = Handle::TornDown;
+                        self.origin.journal.forget(&self.deploy_id);
+                    }
                     Err(_) => {}
                 }
             }
@@ -143,16 +152,41 @@ impl PyDeployment {
         }
     }
 
+    /// `teardown` under `interrupt` (already triggered once when a Ctrl-C is propagating: the
+    /// next one stops waiting).
+    fn teardown_by(&self, py: Python<'_>, interrupt: Interrupt) -> PyResult<()> {
+        let live = match &*self.state() {
+            Handle::Live(d) => Some(d.clone()),
+            Handle::Abandoned | Handle::TornDown => return Ok(()),
+            Handle::Kept => None,
+        };
+        let d = match live {
+            Some(d) => d,
+            None => return self.live().map(drop),
+        };
+        let (call, sink) = self.teardown_call(py, d, interrupt);
+        let result = call.wait(py, &sink, OnInterrupt::Protocol);
+        self.settle(&result, py, true);
+        result
+    }
+
     /// The teardown of this handle, as a call.
-    fn teardown_call(&self, py: Python<'_>, d: Arc<Deployment>) -> (Call<()>, Sink) {
+    fn teardown_call(&self, py: Python<'_>, d: Arc<Deployment>, interrupt: Interrupt) -> (Call<()>, Sink) {
         let (events, sink) = self.events(py);
         let (director, journal, name) = (self.origin.director.clone(), self.origin.journal.clone(), self.name.clone());
-        let call = Call::interruptible(events, move |interrupt| async move {
+        let call = Call::interruptible_by(interrupt, events, move |interrupt| async move {
             Self::capture(director, journal, name).await;
             d.teardown_interruptible(&interrupt).await
         });
         (call, sink)
     }
+}
+
+/// Whether a block exited with a KeyboardInterrupt.
+fn is_interrupt(exc_type: Option<&Bound<'_, PyAny>>) -> bool {
+    exc_type
+        .and_then(|t| t.cast::<pyo3::types::PyType>().ok())
+        .is_some_and(|t| t.is_subclass_of::<pyo3::exceptions::PyKeyboardInterrupt>().unwrap_or(false))
 }
 
 /// How long reading the logs before a teardown may take.
@@ -242,25 +276,13 @@ impl PyDeployment {
     /// Ctrl-C: the teardown goes on and is waited for (it says so); a second Ctrl-C stops
     /// waiting (the removal goes on in the background); then KeyboardInterrupt.
     fn teardown(&self, py: Python<'_>) -> PyResult<()> {
-        let live = match &*self.state() {
-            Handle::Live(d) => Some(d.clone()),
-            Handle::Abandoned => return Ok(()),
-            Handle::Kept => None,
-        };
-        let d = match live {
-            Some(d) => d,
-            None => return self.live().map(drop),
-        };
-        let (call, sink) = self.teardown_call(py, d);
-        let result = call.wait(py, &sink, OnInterrupt::Protocol);
-        self.settle(&result, py, true);
-        result
+        self.teardown_by(py, Interrupt::new())
     }
 
     /// `teardown` for asyncio (cancelling it leaves the removal to atq's cleanup thread).
     fn teardown_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let d = self.live()?;
-        let (call, sink) = self.teardown_call(py, d);
+        let (call, sink) = self.teardown_call(py, d, Interrupt::new());
         let journal = self.origin.journal.clone();
         let deploy_id = self.deploy_id.clone();
         to_asyncio(
@@ -316,8 +338,19 @@ impl PyDeployment {
         if self.keep_after_failure(py, exc_type)? {
             return Ok(false);
         }
-        self.teardown(py)?;
-        Ok(false)
+        if !is_interrupt(exc_type) {
+            self.teardown(py)?;
+            return Ok(false);
+        }
+        // A Ctrl-C left the block: that was the first interrupt, and this teardown the cleanup it
+        // asks for (it says so); another Ctrl-C stops waiting. The block's KeyboardInterrupt goes
+        // on, not one of the teardown's own.
+        let interrupt = Interrupt::new();
+        interrupt.trigger();
+        match self.teardown_by(py, interrupt) {
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => Ok(false),
+            other => other.map(|()| false),
+        }
     }
 
     fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
@@ -352,22 +385,16 @@ impl PyDeployment {
     /// Keeps the task when a block raised (not a KeyboardInterrupt) and the director keeps on
     /// failure; returns whether it did. Says so on stderr (the logs stay readable with `atq logs`).
     fn keep_after_failure(&self, py: Python<'_>, exc_type: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
-        let Some(exc_type) = exc_type.filter(|t| !t.is_none()) else { return Ok(false) };
-        let interrupted = exc_type
-            .cast::<pyo3::types::PyType>()
-            .is_ok_and(|t| t.is_subclass_of::<pyo3::exceptions::PyKeyboardInterrupt>().unwrap_or(false));
-        if !self.origin.keep_on_failure || interrupted {
+        if exc_type.is_none_or(|t| t.is_none()) || is_interrupt(exc_type) || !self.origin.keep_on_failure {
             return Ok(false);
         }
-        let d = self.live()?;
         let director = self.origin.director.clone();
         let journal = self.origin.journal.clone();
         let name = self.name.clone();
-        let _ = run_blocking(py, async move {
+        run_blocking(py, async move {
             Self::capture(director, journal, name).await;
             Ok(())
-        });
-        drop(d);
+        })?;
         self.keep()?;
         let line = format!(
             "atq: {}: kept for debugging (the block raised): `atq logs {0}`, `atq down {0}` removes it\n",

@@ -63,6 +63,18 @@ def test_ctrl_c_during_a_wait_tears_down_and_the_block_has_nothing_left_to_do(ta
     assert director.deploys == []
 
 
+def test_ctrl_c_in_the_users_code_inside_a_block_tears_down_as_a_first_interrupt(task, atq_fake_cluster):
+    events = []
+    director = atq.Director(atq_fake_cluster, on_event=events.append)
+    with pytest.raises(KeyboardInterrupt) as info:
+        with director.deploy(task):
+            raise KeyboardInterrupt("the user's own")
+    assert str(info.value) == "the user's own", "the block's interrupt goes on"
+    kinds = [e["event"] for e in events]
+    assert kinds[-3:] == ["interrupted", "teardown_started", "torn_down"], kinds
+    assert atq_fake_cluster.is_empty()
+
+
 def test_ctrl_c_during_a_deploy_rolls_it_back(task):
     fake = atq.FakeCluster(latency=30)
     events = []
