@@ -558,12 +558,13 @@ impl Flow {
         let Some(exit) = exit else {
             return self.interrupted_while_running(deployment).await;
         };
-        // The master's followed log ends by itself once it exited: read it to its end.
-        follower.drain(&self.tx).await;
         let exit = match exit {
             Ok(exit) => exit,
+            // A master still running (a timeout) has a log that does not end: no drain.
             Err(e) => return self.end_after_failure(deployment, e).await,
         };
+        // The master's followed log ends by itself once it exited: read it to its end.
+        follower.drain(&self.tx).await;
         let logs = match follower.master_tail() {
             Some(tail) => tail,
             None => match self.master_logs_tail().await {
