@@ -294,7 +294,8 @@ impl PyDirector {
     /// Removes what this director's own deploys left on the engine (see `deploys`), selected by
     /// deploy id — never a task that someone else deployed, even one of the same name — and
     /// returns the names of the tasks it removed something of. Tries every deploy; raises the
-    /// first failure (`atq.TeardownIncomplete`) after that.
+    /// first failure (`atq.TeardownIncomplete`) after that. Ctrl-C stops it at once (what is
+    /// left stays in `deploys`, and for `atq prune`).
     fn teardown_own(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let director = self.inner.clone();
         let journal = self.journal.clone();
@@ -405,7 +406,12 @@ impl PyDirector {
     }
 
     fn __repr__(&self) -> String {
-        format!("{:?}", self.inner)
+        let deploys = self.journal.deploys().len();
+        format!(
+            "Director(keep_on_failure={}, capture={}, deploys={deploys})",
+            if self.keep_on_failure { "True" } else { "False" },
+            self.journal.capture()
+        )
     }
 }
 
