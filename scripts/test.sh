@@ -63,7 +63,7 @@ step "python bindings: pip install ./atq-py in a fresh venv, then pytest"
 venv=$(mktemp -d)/venv
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --upgrade pip
-"$venv/bin/pip" install --quiet pytest mypy
+"$venv/bin/pip" install --quiet pytest pytest-xdist mypy
 # Build with the dev profile so the wheel reuses what cargo test compiled.
 MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/pip" install --quiet ./atq-py
 # ATQ_REQUIRE_ENGINE: the real-engine tests fail instead of skipping if the engine is unreachable.

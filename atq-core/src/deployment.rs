@@ -148,7 +148,8 @@ impl Deployment {
         }
     }
 
-    fn emit(&self, event: Event) {
+    /// Sends `event` to the director's subscribers and to this deployment's run, if any.
+    pub(crate) fn emit(&self, event: Event) {
         if let Some(sink) = &self.sink {
             let _ = sink.send(RunEvent::progress(event.clone()));
         }

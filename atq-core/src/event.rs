@@ -28,6 +28,10 @@ pub enum Event {
         task: String,
         /// The network's name.
         network: String,
+        /// This deploy's id: the value of [`labels::DEPLOY`](crate::labels::DEPLOY) on everything
+        /// it creates ([`Director::teardown_deploy`](crate::Director::teardown_deploy) removes
+        /// exactly that, whatever else carries the task's name).
+        deploy_id: String,
     },
     /// The worker service exists; its replicas are being scheduled.
     WorkersCreated {

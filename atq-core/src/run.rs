@@ -558,12 +558,13 @@ impl Flow {
         let Some(exit) = exit else {
             return self.interrupted_while_running(deployment).await;
         };
-        // The master's followed log ends by itself once it exited: read it to its end.
-        follower.drain(&self.tx).await;
         let exit = match exit {
             Ok(exit) => exit,
+            // A master still running (a timeout) has a log that does not end: no drain.
             Err(e) => return self.end_after_failure(deployment, e).await,
         };
+        // The master's followed log ends by itself once it exited: read it to its end.
+        follower.drain(&self.tx).await;
         let logs = match follower.master_tail() {
             Some(tail) => tail,
             None => match self.master_logs_tail().await {
@@ -866,5 +867,91 @@ impl LogFollower {
             out.push('\n');
         }
         Some(out)
+    }
+}
+
+// The same protocol for the calls a front makes on a deployed task (Python's `Deployment.wait`,
+// `teardown`, a context manager's exit): what the first and the second trigger do is decided here.
+
+impl Deployment {
+    /// [`wait`](Deployment::wait), stopped by `interrupt` as a run is: the first trigger stops
+    /// waiting and tears the task down, waiting for that ([`Event::Interrupted`], then the
+    /// teardown's events); the second gives up waiting ([`Event::CleanupAbandoned`]). An
+    /// abandoned handle is still live: dropping it finishes the removal on atq's cleanup thread.
+    ///
+    /// # Errors
+    /// As [`wait`](Deployment::wait); [`Error::Interrupted`] once interrupted (or the teardown's
+    /// [`Error::TeardownIncomplete`]).
+    pub async fn wait_interruptible(&self, timeout: Option<Duration>, interrupt: &Interrupt) -> Result<Outcome> {
+        tokio::select! {
+            biased;
+            () = interrupt.reached(1) => {}
+            outcome = self.wait(timeout) => return outcome,
+        }
+        self.emit(Event::Interrupted { task: self.name().to_owned() });
+        let emit = |event| self.emit(event);
+        unless_abandoned(self.name(), interrupt, self.teardown(), emit).await?;
+        Err(Error::Interrupted { abandoned: false })
+    }
+
+    /// [`teardown`](Deployment::teardown), stopped by `interrupt`: the teardown *is* the cleanup,
+    /// so the first trigger only says so ([`Event::Interrupted`]) and keeps waiting; the second
+    /// gives up waiting ([`Event::CleanupAbandoned`]; the handle stays live, dropping it finishes
+    /// the removal on atq's cleanup thread).
+    ///
+    /// # Errors
+    /// As [`teardown`](Deployment::teardown); [`Error::Interrupted`] once interrupted.
+    pub async fn teardown_interruptible(&self, interrupt: &Interrupt) -> Result<()> {
+        let emit = |event| self.emit(event);
+        cleanup_interruptible(self.name(), interrupt, self.teardown(), emit).await
+    }
+}
+
+impl Director {
+    /// [`teardown`](Director::teardown) stopped by `interrupt` as
+    /// [`Deployment::teardown_interruptible`] is (the second trigger leaves the rest to `atq prune`).
+    ///
+    /// # Errors
+    /// As [`teardown`](Director::teardown); [`Error::Interrupted`] once interrupted.
+    pub async fn teardown_interruptible(&self, name: &str, interrupt: &Interrupt) -> Result<()> {
+        let emit = |event| self.ctx.emit(event);
+        cleanup_interruptible(name, interrupt, self.teardown(name), emit).await
+    }
+}
+
+/// Waits for a cleanup under the interrupt protocol: a first trigger says the cleanup goes on
+/// and is waited for; a second gives up. Ends with [`Error::Interrupted`] once triggered.
+async fn cleanup_interruptible(
+    task: &str,
+    interrupt: &Interrupt,
+    cleanup: impl Future<Output = Result<()>>,
+    emit: impl Fn(Event),
+) -> Result<()> {
+    tokio::pin!(cleanup);
+    tokio::select! {
+        biased;
+        () = interrupt.reached(1) => {}
+        done = &mut cleanup => return done,
+    }
+    emit(Event::Interrupted { task: task.to_owned() });
+    unless_abandoned(task, interrupt, cleanup, emit).await?;
+    Err(Error::Interrupted { abandoned: false })
+}
+
+/// Waits for `cleanup` unless a second interrupt comes first: then says so
+/// ([`Event::CleanupAbandoned`]) and ends with [`Error::Interrupted`] `{ abandoned: true }`.
+async fn unless_abandoned(
+    task: &str,
+    interrupt: &Interrupt,
+    cleanup: impl Future<Output = Result<()>>,
+    emit: impl Fn(Event),
+) -> Result<()> {
+    tokio::select! {
+        biased;
+        () = interrupt.reached(2) => {
+            emit(Event::CleanupAbandoned { task: task.to_owned() });
+            Err(Error::Interrupted { abandoned: true })
+        }
+        done = cleanup => done,
     }
 }

@@ -1,65 +1,196 @@
 //! `atq.Deployment` (a deployed task, a context manager) and `atq.Outcome` (what its master did).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use futures_util::StreamExt;
 use pyo3::prelude::*;
 
-use atq_core::{Deployment, Director, Outcome};
+use atq_core::cluster::LogOptions;
+use atq_core::labels::Role;
+use atq_core::{Deployment, Director, Interrupt, Outcome};
 
 use crate::convert::opt_seconds;
 use crate::error::AtqError;
-use crate::runtime::{block_on, runtime, to_asyncio, Listener, OnCancel};
+use crate::journal::Journal;
+use crate::runtime::{run_blocking, to_asyncio, Call, Events, Observer, OnInterrupt, Sink};
 use crate::task::PyTask;
+
+/// What a deployment shares with the director that made it.
+pub(crate) struct Origin {
+    /// The director.
+    pub(crate) director: Director,
+    /// Its journal (deploys, captured logs).
+    pub(crate) journal: Arc<Journal>,
+    /// The callback of the call that deployed it (or the director's).
+    pub(crate) on_event: Option<Py<PyAny>>,
+    /// Keep the task when a `with` block exits with an exception.
+    pub(crate) keep_on_failure: bool,
+}
+
+/// Where a Python handle stands.
+enum Handle {
+    /// The core handle.
+    Live(Arc<Deployment>),
+    /// Kept on the engine (`keep()`, or a failed block with keep-on-failure).
+    Kept,
+    /// Handed to atq's cleanup thread: a second Ctrl-C gave up waiting for its removal.
+    Abandoned,
+    /// Removed (a teardown, or an interrupted wait, finished).
+    TornDown,
+}
 
 /// A deployed task: its workers run and its master has started.
 ///
 /// Use it as a context manager (`with director.deploy(task) as d:`, or `async with`): the task
-/// is torn down when the block exits, even on error. A deployment that is garbage-collected
-/// without `teardown()` or `keep()` is torn down in the background.
+/// is torn down when the block exits, even on error (kept instead when the director has
+/// `keep_on_failure=True` and the block raised). A deployment that is garbage-collected
+/// without `teardown()` or `keep()` is removed in the background, on atq's cleanup thread (which
+/// the interpreter waits for at exit, within a bound).
 #[pyclass(name = "Deployment", module = "atq", frozen)]
 pub struct PyDeployment {
-    /// The core handle; `None` once kept.
-    inner: Mutex<Option<Arc<Deployment>>>,
-    director: Director,
-    on_event: Option<Py<PyAny>>,
+    handle: Mutex<Handle>,
+    origin: Origin,
     name: String,
+    deploy_id: String,
     task: PyTask,
     workers: Vec<String>,
 }
 
 impl PyDeployment {
-    pub(crate) fn new(deployment: Deployment, director: Director, on_event: Option<Py<PyAny>>) -> Self {
+    pub(crate) fn new(deployment: Deployment, origin: Origin) -> Self {
         PyDeployment {
             name: deployment.name().to_owned(),
+            deploy_id: deployment.deploy_id().to_owned(),
             task: PyTask { inner: deployment.task().clone() },
             workers: deployment.workers().iter().map(ToString::to_string).collect(),
-            inner: Mutex::new(Some(Arc::new(deployment))),
-            director,
-            on_event,
+            handle: Mutex::new(Handle::Live(Arc::new(deployment))),
+            origin,
         }
     }
 
-    fn handle(&self) -> PyResult<Arc<Deployment>> {
-        self.inner.lock().expect("lock").clone().ok_or_else(|| {
-            AtqError::new_err(format!("deployment '{}' was kept: use Director.teardown(name) to remove it", self.name))
-        })
+    fn state(&self) -> std::sync::MutexGuard<'_, Handle> {
+        self.handle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn listener(&self, py: Python<'_>) -> Option<Listener> {
-        Listener::new(&self.director, self.on_event.as_ref().map(|c| c.clone_ref(py)), Some(self.name.clone()))
-    }
-}
-
-impl Drop for PyDeployment {
-    fn drop(&mut self) {
-        // The core's drop tears down in the background: it needs to be inside the runtime.
-        let handle = self.inner.get_mut().ok().and_then(Option::take);
-        if handle.is_some() {
-            let _guard = runtime().enter();
-            drop(handle);
+    fn live(&self) -> PyResult<Arc<Deployment>> {
+        match &*self.state() {
+            Handle::Live(d) => Ok(d.clone()),
+            Handle::Kept => Err(AtqError::new_err(format!(
+                "deployment '{}' was kept: use Director.teardown(name) to remove it",
+                self.name
+            ))),
+            Handle::Abandoned => Err(AtqError::new_err(format!(
+                "deployment '{}' is being removed in the background (a second Ctrl-C stopped waiting for it)",
+                self.name
+            ))),
+            Handle::TornDown => Err(AtqError::new_err(format!("deployment '{}' was torn down", self.name))),
         }
     }
+
+    fn is_live(&self) -> bool {
+        matches!(&*self.state(), Handle::Live(_))
+    }
+
+    fn events(&self, py: Python<'_>) -> (Option<(Events, Observer)>, Sink) {
+        let events = Events::of(&self.origin.director, &self.name);
+        let observer = Observer::new(self.origin.journal.clone(), atq_core::FollowLogs::None);
+        let sink = Sink::new(self.origin.on_event.as_ref().map(|c| c.clone_ref(py)), None);
+        (Some((events, observer)), sink)
+    }
+
+    /// Bookkeeping once a call on the handle ended: a torn-down task leaves the journal; an
+    /// abandoned one is handed to atq's cleanup thread (dropping the core handle removes it there).
+    fn settle<T>(&self, result: &PyResult<T>, py: Python<'_>, torn_down: bool) {
+        match result {
+            Ok(_) if torn_down => {
+                *self.state() = Handle::TornDown;
+                self.origin.journal.forget(&self.deploy_id);
+            }
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => {
+                // The core's `Interrupted` says whether the cleanup was given up; a bare
+                // KeyboardInterrupt (the call finished as Ctrl-C came) changed nothing.
+                match e.value(py).getattr("abandoned").and_then(|a| a.extract::<bool>()) {
+                    Ok(true) => *self.state() = Handle::Abandoned,
+                    Ok(false) => {
+                        *self.state() = Handle::TornDown;
+                        self.origin.journal.forget(&self.deploy_id);
+                    }
+                    Err(_) => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads the master's and the workers' last lines into the journal before a teardown (when
+    /// the director captures logs); a failure to read them is not an error of the teardown.
+    async fn capture(director: Director, journal: Arc<Journal>, name: String) {
+        let lines = journal.capture();
+        if lines == 0 {
+            return;
+        }
+        let read = |role: Role| {
+            let (director, name) = (director.clone(), name.clone());
+            async move {
+                let options = LogOptions { tail: Some(lines), ..LogOptions::default() };
+                let Ok(mut stream) = director.logs(&name, role, &options).await else { return Vec::new() };
+                let mut out = Vec::new();
+                while let Some(Ok(line)) = stream.next().await {
+                    out.push(match (role, line.replica) {
+                        (Role::Master, _) => line.text,
+                        (_, Some(replica)) => format!("{role}.{replica} | {}", line.text),
+                        (_, None) => format!("{role} | {}", line.text),
+                    });
+                }
+                out
+            }
+        };
+        let bounded =
+            tokio::time::timeout(CAPTURE_LIMIT, async { tokio::join!(read(Role::Master), read(Role::Worker)) });
+        if let Ok((master, workers)) = bounded.await {
+            journal.replace_logs(&name, master, workers);
+        }
+    }
+
+    /// `teardown` under `interrupt` (already triggered once when a Ctrl-C is propagating: the
+    /// next one stops waiting).
+    fn teardown_by(&self, py: Python<'_>, interrupt: Interrupt) -> PyResult<()> {
+        let live = match &*self.state() {
+            Handle::Live(d) => Some(d.clone()),
+            Handle::Abandoned | Handle::TornDown => return Ok(()),
+            Handle::Kept => None,
+        };
+        let d = match live {
+            Some(d) => d,
+            None => return self.live().map(drop),
+        };
+        let (call, sink) = self.teardown_call(py, d, interrupt);
+        let result = call.wait(py, &sink, OnInterrupt::Protocol);
+        self.settle(&result, py, true);
+        result
+    }
+
+    /// The teardown of this handle, as a call.
+    fn teardown_call(&self, py: Python<'_>, d: Arc<Deployment>, interrupt: Interrupt) -> (Call<()>, Sink) {
+        let (events, sink) = self.events(py);
+        let (director, journal, name) = (self.origin.director.clone(), self.origin.journal.clone(), self.name.clone());
+        let call = Call::interruptible_by(interrupt, events, move |interrupt| async move {
+            Self::capture(director, journal, name).await;
+            d.teardown_interruptible(&interrupt).await
+        });
+        (call, sink)
+    }
 }
+
+/// Whether a block exited with a KeyboardInterrupt.
+fn is_interrupt(exc_type: Option<&Bound<'_, PyAny>>) -> bool {
+    exc_type
+        .and_then(|t| t.cast::<pyo3::types::PyType>().ok())
+        .is_some_and(|t| t.is_subclass_of::<pyo3::exceptions::PyKeyboardInterrupt>().unwrap_or(false))
+}
+
+/// How long reading the logs before a teardown may take.
+const CAPTURE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[pymethods]
 impl PyDeployment {
@@ -67,6 +198,13 @@ impl PyDeployment {
     #[getter]
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The id of this deploy: the `io.atq.deploy` label on everything it created
+    /// (`Director.teardown_deploy(name, deploy_id)` removes exactly that).
+    #[getter]
+    fn deploy_id(&self) -> &str {
+        &self.deploy_id
     }
 
     /// The task that was deployed.
@@ -82,81 +220,99 @@ impl PyDeployment {
     }
 
     /// Waits for the master to exit (at most `timeout` seconds, if given; `atq.DeployTimeout`
-    /// after that) and returns its `Outcome`. Ctrl-C cancels the wait and tears the task down.
+    /// with `phase == "run"` after that) and returns its `Outcome` (with its last 1000 log lines).
+    ///
+    /// Ctrl-C stops waiting and tears the task down (progress goes to `on_event`, or a line on
+    /// stderr), then raises KeyboardInterrupt; a second Ctrl-C stops waiting for the teardown,
+    /// which goes on in the background.
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<PyOutcome> {
         let timeout = opt_seconds("timeout", timeout)?;
-        let d = self.handle()?;
-        let on_cancel: OnCancel = {
-            let d = d.clone();
-            Box::pin(async move {
-                let _ = d.teardown().await;
-            })
-        };
-        let outcome =
-            block_on(
-                py,
-                Some(&self.director),
-                self.listener(py),
-                Some(on_cancel),
-                async move { d.wait(timeout).await },
-            )?;
+        let d = self.live()?;
+        let (events, sink) = self.events(py);
+        let call =
+            Call::interruptible(
+                events,
+                move |interrupt| async move { d.wait_interruptible(timeout, &interrupt).await },
+            );
+        let result = call.wait(py, &sink, OnInterrupt::Protocol);
+        self.settle(&result, py, false);
+        let outcome = result?;
+        self.origin.journal.replace_logs(&self.name, outcome.logs.lines().map(str::to_owned).collect(), Vec::new());
         Ok(PyOutcome::from(outcome))
     }
 
-    /// `wait` for asyncio.
+    /// `wait` for asyncio. Cancelling it stops waiting (the task stays up: `async with` removes it).
     #[pyo3(signature = (timeout=None))]
     fn wait_async<'py>(&self, py: Python<'py>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
         let timeout = opt_seconds("timeout", timeout)?;
-        let d = self.handle()?;
-        to_asyncio(
-            py,
-            self.listener(py),
-            async move { d.wait(timeout).await },
-            Box::new(|py, o| Ok(Py::new(py, PyOutcome::from(o))?.into_any())),
-        )
+        let d = self.live()?;
+        let (events, sink) = self.events(py);
+        let call = Call::future(events, async move { d.wait(timeout).await });
+        to_asyncio(py, call, &sink, Box::new(|py, o| Ok(Py::new(py, PyOutcome::from(o))?.into_any())))
     }
 
     /// The master's logs so far (stdout and stderr, a line per log line), while it runs or after.
     fn logs(&self, py: Python<'_>) -> PyResult<String> {
-        let d = self.handle()?;
-        block_on(py, Some(&self.director), None, None, async move { d.logs_text().await })
+        let d = self.live()?;
+        run_blocking(py, async move { d.logs_text().await })
     }
 
     /// Copies the files the master wrote in the task's `artifacts` directory into `dir` (created
     /// if needed), keeping their relative paths, and returns the paths written; `[]` when the
     /// task has no `artifacts`. Call it after `wait()` and before teardown. Raises
-    /// `atq.AtqError` when the master wrote nothing there or the archive is unsafe.
+    /// `atq.ArtifactsNotFound` when the master wrote nothing there, `atq.UnsafeArtifact` for an
+    /// archive entry that would escape `dir` or write through a link.
     fn save_artifacts(&self, py: Python<'_>, dir: std::path::PathBuf) -> PyResult<Vec<String>> {
-        let d = self.handle()?;
-        let files = block_on(py, Some(&self.director), None, None, async move { d.save_artifacts(&dir).await })?;
+        let d = self.live()?;
+        let files = run_blocking(py, async move { d.save_artifacts(&dir).await })?;
         Ok(files.iter().map(|p| p.display().to_string()).collect())
     }
 
-    /// Removes everything the task created. Idempotent.
+    /// Removes everything this deploy created (selected by its deploy id: a newer task of the same
+    /// name is never touched). Idempotent; a teardown that failed half-way raises
+    /// `atq.TeardownIncomplete` naming what is left, and calling it again retries.
+    ///
+    /// Ctrl-C: the teardown goes on and is waited for (it says so); a second Ctrl-C stops
+    /// waiting (the removal goes on in the background); then KeyboardInterrupt.
     fn teardown(&self, py: Python<'_>) -> PyResult<()> {
-        let d = self.handle()?;
-        block_on(py, Some(&self.director), self.listener(py), None, async move { d.teardown().await })
+        self.teardown_by(py, Interrupt::new())
     }
 
-    /// `teardown` for asyncio.
+    /// `teardown` for asyncio (cancelling it leaves the removal to atq's cleanup thread).
     fn teardown_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let d = self.handle()?;
-        to_asyncio(py, self.listener(py), async move { d.teardown().await }, Box::new(|py, ()| Ok(py.None())))
+        let d = self.live()?;
+        let (call, sink) = self.teardown_call(py, d, Interrupt::new());
+        let journal = self.origin.journal.clone();
+        let deploy_id = self.deploy_id.clone();
+        to_asyncio(
+            py,
+            call,
+            &sink,
+            Box::new(move |py, ()| {
+                journal.forget(&deploy_id);
+                Ok(py.None())
+            }),
+        )
     }
 
     /// Leaves the task on the engine (no teardown at exit or collection); `Director.teardown(name)`
     /// or `prune` removes it later.
     fn keep(&self) -> PyResult<()> {
-        let d = self.handle()?;
-        *self.inner.lock().expect("lock") = None;
+        let mut state = self.state();
+        let Handle::Live(d) = &*state else {
+            drop(state);
+            return self.live().map(drop);
+        };
+        let d = d.clone();
+        *state = Handle::Kept;
         match Arc::try_unwrap(d) {
             Ok(d) => {
                 d.keep();
                 Ok(())
             }
             Err(d) => {
-                *self.inner.lock().expect("lock") = Some(d);
+                *state = Handle::Live(d);
                 Err(AtqError::new_err("cannot keep a deployment while another call (a wait) is using it"))
             }
         }
@@ -166,13 +322,35 @@ impl PyDeployment {
         slf
     }
 
-    /// Tears the task down (unless kept); never swallows the block's exception.
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        if self.inner.lock().expect("lock").is_some() {
-            self.teardown(py)?;
+    /// Tears the task down (unless kept; kept instead when the director has `keep_on_failure`
+    /// and the block raised); never swallows the block's exception.
+    #[pyo3(signature = (exc_type=None, _exc=None, _tb=None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        if !self.is_live() {
+            return Ok(false);
         }
-        Ok(false)
+        if self.keep_after_failure(py, exc_type)? {
+            return Ok(false);
+        }
+        if !is_interrupt(exc_type) {
+            self.teardown(py)?;
+            return Ok(false);
+        }
+        // A Ctrl-C left the block: that was the first interrupt, and this teardown the cleanup it
+        // asks for (it says so); another Ctrl-C stops waiting. The block's KeyboardInterrupt goes
+        // on, not one of the teardown's own.
+        let interrupt = Interrupt::new();
+        interrupt.trigger();
+        match self.teardown_by(py, interrupt) {
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => Ok(false),
+            other => other.map(|()| false),
+        }
     }
 
     fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
@@ -182,9 +360,15 @@ impl PyDeployment {
         Ok(future)
     }
 
-    #[pyo3(signature = (*_exc))]
-    fn __aexit__<'py>(&self, py: Python<'py>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<Bound<'py, PyAny>> {
-        if self.inner.lock().expect("lock").is_some() {
+    #[pyo3(signature = (exc_type=None, _exc=None, _tb=None))]
+    fn __aexit__<'py>(
+        &self,
+        py: Python<'py>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if self.is_live() && !self.keep_after_failure(py, exc_type)? {
             return self.teardown_async(py);
         }
         let future = py.import("asyncio")?.call_method0("get_running_loop")?.call_method0("create_future")?;
@@ -194,6 +378,30 @@ impl PyDeployment {
 
     fn __repr__(&self) -> String {
         format!("Deployment({:?}, workers={:?})", self.name, self.workers)
+    }
+}
+
+impl PyDeployment {
+    /// Keeps the task when a block raised (not a KeyboardInterrupt) and the director keeps on
+    /// failure; returns whether it did. Says so on stderr (the logs stay readable with `atq logs`).
+    fn keep_after_failure(&self, py: Python<'_>, exc_type: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        if exc_type.is_none_or(|t| t.is_none()) || is_interrupt(exc_type) || !self.origin.keep_on_failure {
+            return Ok(false);
+        }
+        let director = self.origin.director.clone();
+        let journal = self.origin.journal.clone();
+        let name = self.name.clone();
+        run_blocking(py, async move {
+            Self::capture(director, journal, name).await;
+            Ok(())
+        })?;
+        self.keep()?;
+        let line = format!(
+            "atq: {}: kept for debugging (the block raised): `atq logs {0}`, `atq down {0}` removes it\n",
+            self.name
+        );
+        py.import("sys")?.getattr("stderr")?.call_method1("write", (line,))?;
+        Ok(true)
     }
 }
 
@@ -217,7 +425,7 @@ impl PyOutcome {
         &self.inner.task
     }
 
-    /// The master's exit code.
+    /// The master's exit code (126 or 127 when the engine could not start its program).
     #[getter]
     fn exit_code(&self) -> i64 {
         self.inner.exit_code
@@ -229,13 +437,22 @@ impl PyOutcome {
         self.inner.state.as_str()
     }
 
-    /// The engine's message about the master, if it failed.
+    /// The engine's message about the master, if it failed ("task: non-zero exit (3)", or why it
+    /// could not start: `exec: "/atq/data/run.sh": permission denied`).
     #[getter]
     fn error(&self) -> Option<&str> {
         self.inner.error.as_deref()
     }
 
-    /// The master's logs (stdout and stderr), one line per log line.
+    /// Whether the master never started its program (the engine could not start the container);
+    /// `error` says why.
+    #[getter]
+    fn failed_to_start(&self) -> bool {
+        self.inner.failed_to_start
+    }
+
+    /// The master's last log lines (stdout and stderr, in order; 1000 unless `log_tail=` said
+    /// otherwise), a line per log line.
     #[getter]
     fn logs(&self) -> &str {
         &self.inner.logs

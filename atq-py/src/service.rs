@@ -92,7 +92,7 @@ impl PyService {
         self.inner.replicas
     }
 
-    /// Environment variables, in the order given.
+    /// Environment variables, in the order given (a later value for the same key wins).
     #[getter]
     fn env<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
@@ -102,7 +102,7 @@ impl PyService {
         Ok(d)
     }
 
-    /// Arguments passed to the image's entrypoint.
+    /// The container's arguments: they replace the image's CMD.
     #[getter]
     fn args(&self) -> Vec<String> {
         self.inner.args.clone()
@@ -167,7 +167,8 @@ impl PyService {
     }
 }
 
-/// A container health check: a worker counts as ready only once it passes.
+/// A container health check, run by the engine (Docker's HEALTHCHECK): a replica counts as
+/// running only once it passes.
 #[pyclass(name = "HealthCheck", module = "atq", frozen, eq)]
 #[derive(Clone, PartialEq)]
 pub struct PyHealthCheck {
@@ -176,8 +177,10 @@ pub struct PyHealthCheck {
 
 #[pymethods]
 impl PyHealthCheck {
-    /// A check running the shell command `test` in the container (exit 0: healthy); times in
-    /// seconds (or `datetime.timedelta`).
+    /// A check running `test` with `/bin/sh -c` in the container (exit 0: healthy); times in
+    /// seconds (or `datetime.timedelta`): `interval` between checks, `timeout` of one check,
+    /// `retries` (failed checks in a row before unhealthy), `start_period` (failures within it do
+    /// not count). Unset values are the engine's defaults (Docker: 30 s, 30 s, 3, 0 s).
     #[new]
     #[pyo3(signature = (test, *, interval=None, timeout=None, retries=None, start_period=None))]
     fn new(

@@ -12,9 +12,11 @@ use crate::error::invalid;
 use crate::error::validation;
 use crate::service::PyService;
 
-/// The seed's "wait command": a probe run on the task network, with the worker list in its
-/// environment, until its output contains `expected_result` (or it exits 0), at most `timeout`
-/// seconds, before the master starts.
+/// The seed's "wait command": a probe run once the workers run and before the master starts, as
+/// `sh -c "<command>"` in a one-off container on the task network with `WORKER_CSV_VIPS` and
+/// `REMOTES` in its environment, retried until it passes or `timeout` seconds (default 60) pass
+/// (`atq.ProbeTimeout`). It passes when it exits 0 and, if `expected_result` is set, its trimmed
+/// output equals that. It runs in `image`, by default the master's.
 #[pyclass(name = "WaitCommand", module = "atq", frozen, eq)]
 #[derive(Clone, PartialEq)]
 pub struct PyWaitCommand {
@@ -23,7 +25,7 @@ pub struct PyWaitCommand {
 
 #[pymethods]
 impl PyWaitCommand {
-    /// A probe running the shell command `command`; `image` defaults to the workers' image.
+    /// A probe running the shell command `command`; `image` defaults to the master's image.
     #[new]
     #[pyo3(signature = (command, *, expected_result=None, timeout=None, image=None))]
     fn new(
@@ -51,7 +53,7 @@ impl PyWaitCommand {
         &self.inner.command
     }
 
-    /// The text the output must contain, if any.
+    /// The text the trimmed output must equal (besides exiting 0), if any.
     #[getter]
     fn expected_result(&self) -> Option<&str> {
         self.inner.expected_result.as_deref()
@@ -63,7 +65,7 @@ impl PyWaitCommand {
         self.inner.timeout.as_secs_f64()
     }
 
-    /// The probe's image, if not the workers'.
+    /// The probe's image, if not the master's.
     #[getter]
     fn image(&self) -> Option<&str> {
         self.inner.image.as_deref()
@@ -176,7 +178,8 @@ impl PyTask {
         self.inner.renamed(name).map(|inner| PyTask { inner }).map_err(|e| validation(py, e))
     }
 
-    /// The task's name; engine objects are named `<name>_worker`, `<name>_master`, `<name>_net`.
+    /// The task's name; its engine objects are named after it: `<name>_net`, and
+    /// `<name>_<alias>` for each role (`<name>_worker`, `<name>_master` by default).
     #[getter]
     fn name(&self) -> &str {
         self.inner.name()
@@ -200,31 +203,36 @@ impl PyTask {
         self.inner.wait_command().cloned().map(|inner| PyWaitCommand { inner })
     }
 
-    /// Seconds to wait between the workers being ready and the master starting.
+    /// Seconds to pause between the wait command passing (or, without one, the workers running)
+    /// and the master starting.
     #[getter]
     fn delay(&self) -> f64 {
         self.inner.delay().as_secs_f64()
     }
 
-    /// Seconds allowed for the workers (and then the master) to run.
+    /// Seconds allowed for the workers, then the master, to be running (`atq.DeployTimeout` with
+    /// `phase` "workers" or "master").
     #[getter]
     fn start_timeout(&self) -> f64 {
         self.inner.start_timeout().as_secs_f64()
     }
 
-    /// Seconds `Director.run` waits for the master to exit, if limited.
+    /// Seconds the master may run once started, if limited (`Director.run` then raises
+    /// `atq.DeployTimeout` with `phase` "run"; its `timeout=` overrides it).
     #[getter]
     fn run_timeout(&self) -> Option<f64> {
         self.inner.run_timeout().map(|d| d.as_secs_f64())
     }
 
-    /// Seconds after which `prune` may remove the task's leftovers.
+    /// Seconds after the deploy when the task expires (default one day): `prune` removes an
+    /// expired task unless its owner process still runs; before that, only one whose owner is
+    /// gone, and never a detached one.
     #[getter]
     fn ttl(&self) -> f64 {
         self.inner.ttl().as_secs_f64()
     }
 
-    /// Labels put on every engine object of the task.
+    /// Extra labels on every engine object of the task (keys under `io.atq.` are reserved).
     #[getter]
     fn labels(&self) -> BTreeMap<String, String> {
         self.inner.labels().clone()

@@ -4,6 +4,9 @@ import pytest
 
 import atq
 
+# `pytester` runs pytest sessions inside a test: the plugin's own tests (test_plugin.py).
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture
 def task() -> atq.Task:

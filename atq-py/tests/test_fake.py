@@ -101,8 +101,9 @@ def test_deploy_gives_workers_and_the_master_outcome(task):
 
 
 def test_run_deploys_waits_and_tears_down(task, atq_fake_cluster, atq_fake_director):
-    out = atq_fake_director.run(task)
-    assert out.exit_code == 0 and out.succeeded
+    report = atq_fake_director.run(task)
+    assert report.exit_code == 0 and report.passed and report.failure is None
+    assert report.outcome.succeeded and not report.kept
     assert atq_fake_cluster.is_empty()
 
 
@@ -123,13 +124,14 @@ def test_list_inspect_teardown_by_name(task, atq_fake_cluster, atq_fake_director
     assert atq_fake_director.inspect("t1")["workers_total"] == 3
     atq_fake_director.teardown("t1")
     assert atq_fake_cluster.is_empty()
-    assert atq_fake_director.prune() == {"tasks": [], "resources": 0}
+    assert atq_fake_director.prune() == {"tasks": []}
 
 
 def test_prune_all_removes_kept_tasks(task, atq_fake_cluster, atq_fake_director):
     atq_fake_director.deploy(task).keep()
     report = atq_fake_director.prune_all()
-    assert report["tasks"] == ["t1"]
+    assert [(t["name"], t["error"]) for t in report["tasks"]] == [("t1", None)]
+    assert report["tasks"][0]["resources"] > 0
     assert atq_fake_cluster.is_empty()
 
 
@@ -458,3 +460,37 @@ def test_push_data_can_mark_files_for_sharding(tmp_path):
     with pytest.raises(atq.DataError) as err:
         director.push_data(tmp_path, split={"nope.csv": "blocks"})
     assert "nope.csv" in str(err.value)
+
+
+# --- what the docstrings promise about the wait command --------------------------------------
+
+
+def probe_task(expected=None, image=None):
+    return atq.Task(
+        "probed",
+        worker=atq.Service("lab/worker:1"),
+        master=atq.Service("lab/master:1"),
+        wait_command=atq.WaitCommand("check", expected_result=expected, timeout=0.3, image=image),
+    )
+
+
+def test_the_wait_command_runs_in_the_masters_image_unless_told(atq_fake_director):
+    events = []
+    with atq_fake_director.deploy(probe_task(), on_event=events.append):
+        pass
+    with atq_fake_director.deploy(probe_task(image="lab/probe:1"), on_event=events.append):
+        pass
+    assert [e["image"] for e in events if e["event"] == "probe_started"] == ["lab/master:1", "lab/probe:1"]
+
+
+def test_the_wait_command_passes_on_exit_0_with_the_trimmed_output_equal(atq_fake_cluster, atq_fake_director):
+    atq_fake_cluster.probe_output(0, "  ready \n")
+    with atq_fake_director.deploy(probe_task(expected="ready")):
+        pass
+    atq_fake_cluster.probe_output(0, "ready now")  # contains it, but is not equal
+    with pytest.raises(atq.ProbeTimeout):
+        atq_fake_director.deploy(probe_task(expected="ready"))
+    atq_fake_cluster.probe_output(1, "ready")  # equal, but the command failed
+    with pytest.raises(atq.ProbeTimeout):
+        atq_fake_director.deploy(probe_task(expected="ready"))
+    assert atq_fake_cluster.is_empty()

@@ -276,6 +276,23 @@ impl Director {
         Ok(())
     }
 
+    /// Removes what the deploy `deploy_id` of the task `name` created, and nothing else: not a
+    /// task of the same name deployed by another deploy (another process, a later `atq up`).
+    /// This is how a test fixture removes what its own test left (the id comes from
+    /// [`Deployment::deploy_id`] or [`Event::NetworkCreated`]). Returns whether anything of it
+    /// was still on the engine. A failed removal is [`Error::TeardownIncomplete`] naming what is
+    /// left; calling it again retries.
+    pub async fn teardown_deploy(&self, name: &str, deploy_id: &str) -> Result<bool> {
+        let selector = crate::cluster::LabelSelector::new().eq(labels::DEPLOY, deploy_id);
+        if cleanup::list(&*self.ctx.cluster, &selector).await?.is_empty() {
+            return Ok(false);
+        }
+        self.ctx.emit(Event::TeardownStarted { task: name.to_owned() });
+        cleanup::remove_deploy(&*self.ctx.cluster, name, deploy_id, &[]).await?;
+        self.ctx.emit(Event::TornDown { task: name.to_owned() });
+        Ok(true)
+    }
+
     /// The logs of one role (`worker`, `master`, `probe`) of the task `name`: every replica's
     /// lines in time order, each naming its replica. With [`LogOptions::follow`], the stream ends
     /// once every replica of the role has exited.

@@ -67,7 +67,11 @@ pub(crate) async fn deploy(
         other => other,
     })?;
     record.push(ResourceKind::Network, id);
-    emitter.emit(Event::NetworkCreated { task: name.clone(), network: network.clone() });
+    emitter.emit(Event::NetworkCreated {
+        task: name.clone(),
+        network: network.clone(),
+        deploy_id: record.deploy_id().to_owned(),
+    });
 
     // 2. Workers.
     let mut workers = service_spec(task, Role::Worker, task.workers(), task.worker_service_name(), &network);

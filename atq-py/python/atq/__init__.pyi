@@ -12,11 +12,13 @@ __version__: str
 
 _Seconds = Union[int, float, datetime.timedelta]
 _EventCallback = Callable[[dict[str, Any]], object]
+_FollowLogs = Literal["none", "master", "all"]
+_Keep = Literal["never", "always", "on_failure"]
 
 # --- errors ----------------------------------------------------------------------------------
 
 class AtqError(Exception):
-    """Base class of every error atq raises."""
+    """Base class of every error atq raises (an interrupted call raises ``KeyboardInterrupt``)."""
 
 class ValidationError(AtqError):
     """The task breaks a rule; the message names the field."""
@@ -37,10 +39,67 @@ class TaskNotFound(AtqError):
     task: str
 
 class EngineError(AtqError):
-    """The engine is unreachable, is not a swarm manager, or refused an operation."""
+    """The engine refused or failed an operation; the subclasses say more."""
+
+    operation: Optional[str]
+    """What atq asked for ("create service", ...); None for the subclasses."""
+    resource: Optional[str]
+    """The object it concerned; None for the subclasses."""
+
+class EngineUnreachable(EngineError):
+    """The engine's API cannot be reached at all."""
+
+    host: str
+
+class EngineAddress(EngineError):
+    """The engine's address (DOCKER_HOST) or its TLS files cannot or will not be used."""
+
+    host: str
+    reason: str
+    fix: str
+
+class EngineUnsuitable(EngineError):
+    """The engine answers but cannot run the backend asked for."""
+
+    host: str
+    backend: str
+    reason: str
+    fix: str
+
+class ObjectNotFound(EngineError):
+    """An engine object does not exist."""
+
+    kind: str
+    name: str
+
+class ObjectExists(EngineError):
+    """An engine object of this name already exists."""
+
+    kind: str
+    name: str
+
+class ObjectInUse(EngineError):
+    """An engine object cannot be removed because others still use it."""
+
+    kind: str
+    name: str
+    users: list[str]
 
 class DeployTimeout(AtqError):
-    """A wait ran out of time (start timeout, wait command, ``Deployment.wait(timeout=...)``)."""
+    """A wait ran out of time; ``phase`` says which."""
+
+    phase: Literal["workers", "probe", "master", "run", "teardown", "discovery"]
+    waited: float
+    """Seconds waited."""
+    missing: str
+    """What was still missing."""
+
+class ProbeTimeout(DeployTimeout):
+    """The wait command never passed within its timeout (``phase == "probe"``)."""
+
+    attempts: int
+    last: str
+    """The exit code and output of the last try."""
 
 class ReplicaFailed(AtqError):
     """A replica failed to start or stopped unexpectedly."""
@@ -53,6 +112,11 @@ class ReplicaFailed(AtqError):
 class DataError(AtqError):
     """A data bundle could not be read, stored or found."""
 
+    id: Optional[str]
+    """The bundle, when the error is about one."""
+    entry: Optional[str]
+    """The archive entry refused, when one is."""
+
 class ResultsError(AtqError):
     """Results files could not be read or merged."""
 
@@ -61,11 +125,41 @@ class ResultsError(AtqError):
     line: Optional[int]
     """The 1-based line of a malformed row, when there is one."""
 
+class ArtifactsError(AtqError):
+    """The master's artifacts could not be saved."""
+
+class ArtifactsNotFound(ArtifactsError):
+    """The master wrote nothing in the task's ``artifacts`` directory."""
+
+    path: str
+    """That directory, in the master's container."""
+
+class UnsafeArtifact(ArtifactsError):
+    """An archive entry would write outside the destination or through a link."""
+
+    entry: str
+    reason: str
+
+class TeardownIncomplete(AtqError):
+    """A teardown removed some of the task's objects but not all; calling it again retries."""
+
+    task: str
+    left: list[str]
+    """What is still on the engine (``"service t_worker"``, ...)."""
+    cause: AtqError
+    """The first removal that failed (also ``__cause__``)."""
+
+def wait_for_cleanups(timeout: Optional[_Seconds] = None) -> bool:
+    """Waits (default: at most 60 s) for atq's background cleanups; returns whether all finished."""
+
+def pending_cleanups() -> int:
+    """How many of atq's background cleanups have not finished."""
+
 # --- what to run -----------------------------------------------------------------------------
 
 @final
 class HealthCheck:
-    """A container health check: a worker counts as ready once it passes."""
+    """A container health check run by the engine: a replica counts as running once it passes."""
 
     def __new__(cls,
         test: str,
@@ -157,7 +251,8 @@ class Service:
 
 @final
 class WaitCommand:
-    """A probe run on the task network until its output matches, before the master starts."""
+    """A probe run on the task network before the master starts, retried until it exits 0 and
+    (with ``expected_result``) its trimmed output equals that; image: ``image``, else the master's."""
 
     def __new__(cls,
         command: str,
@@ -275,13 +370,35 @@ class _TaskInfo(TypedDict):
     workers_total: int
     workers: list[str]
     owner: Optional[str]
+    detached: bool
     expires: Optional[int]
     created: Optional[int]
+    prune: dict[str, Any]
     resources: list[dict[str, Any]]
 
-class _PruneReport(TypedDict):
-    tasks: list[str]
+class _PrunedTask(TypedDict):
+    name: str
+    why: str
     resources: int
+    error: Optional[str]
+
+class _PruneReport(TypedDict):
+    tasks: list[_PrunedTask]
+
+class _PrunePlan(TypedDict):
+    name: str
+    remove: bool
+    why: str
+    reason: dict[str, Any]
+
+class _Deploy(TypedDict):
+    task: str
+    deploy_id: str
+
+class _Captured(TypedDict):
+    master: str
+    workers: str
+    results: Optional[str]
 
 @final
 class Outcome:
@@ -296,6 +413,8 @@ class Outcome:
     @property
     def error(self) -> Optional[str]: ...
     @property
+    def failed_to_start(self) -> bool: ...
+    @property
     def logs(self) -> str: ...
     @property
     def failed_workers(self) -> list[dict[str, Any]]: ...
@@ -306,11 +425,48 @@ class Outcome:
     def to_dict(self) -> dict[str, Any]: ...
 
 @final
+class RunReport:
+    """What ``Director.run`` did; ``exit_code`` by atq's one rule (what ``atq run`` exits with)."""
+
+    @property
+    def task(self) -> str: ...
+    @property
+    def outcome(self) -> Outcome: ...
+    @property
+    def exit_code(self) -> int: ...
+    @property
+    def passed(self) -> bool: ...
+    @property
+    def failure(self) -> Optional[str]: ...
+    @property
+    def workers(self) -> list[str]: ...
+    @property
+    def artifacts_dir(self) -> Optional[str]: ...
+    @property
+    def artifacts(self) -> list[str]: ...
+    @property
+    def artifacts_error(self) -> Optional[ArtifactsError]: ...
+    @property
+    def teardown_error(self) -> Optional[AtqError]: ...
+    @property
+    def results(self) -> Optional[Results]: ...
+    @property
+    def result_files(self) -> list[str]: ...
+    @property
+    def kept(self) -> bool: ...
+    @property
+    def duration(self) -> float: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def assert_passed(self) -> None: ...
+
+@final
 class Deployment:
     """A deployed task; a (sync or async) context manager that tears it down on exit."""
 
     @property
     def name(self) -> str: ...
+    @property
+    def deploy_id(self) -> str: ...
     @property
     def task(self) -> Task: ...
     @property
@@ -323,9 +479,9 @@ class Deployment:
     def teardown_async(self) -> Awaitable[None]: ...
     def keep(self) -> None: ...
     def __enter__(self) -> Self: ...
-    def __exit__(self, *exc: object) -> bool: ...
+    def __exit__(self, exc_type: object = None, _exc: object = None, _tb: object = None) -> bool: ...
     def __aenter__(self) -> Awaitable[Self]: ...
-    def __aexit__(self, *exc: object) -> Awaitable[Optional[bool]]: ...
+    def __aexit__(self, exc_type: object = None, _exc: object = None, _tb: object = None) -> Awaitable[Optional[bool]]: ...
 
 @final
 class Director:
@@ -336,14 +492,66 @@ class Director:
         *,
         on_event: Optional[_EventCallback] = None,
         concurrency: Optional[int] = None,
+        keep_on_failure: bool = False,
+        capture: int = 0,
     ) -> Self: ...
-    def deploy(self, task: Task, *, on_event: Optional[_EventCallback] = None) -> Deployment: ...
-    def deploy_async(self, task: Task, *, on_event: Optional[_EventCallback] = None) -> Awaitable[Deployment]: ...
-    def run(self, task: Task, *, on_event: Optional[_EventCallback] = None) -> Outcome: ...
-    def run_async(self, task: Task, *, on_event: Optional[_EventCallback] = None) -> Awaitable[Outcome]: ...
-    def list(self) -> list[_TaskInfo]: ...
+    def deploy(
+        self,
+        task: Task,
+        *,
+        keep_on_failure: Optional[bool] = None,
+        detached: bool = False,
+        on_event: Optional[_EventCallback] = None,
+    ) -> Deployment: ...
+    def deploy_async(
+        self,
+        task: Task,
+        *,
+        keep_on_failure: Optional[bool] = None,
+        detached: bool = False,
+        on_event: Optional[_EventCallback] = None,
+    ) -> Awaitable[Deployment]: ...
+    def run(
+        self,
+        task: Task,
+        *,
+        timeout: Optional[_Seconds] = None,
+        artifacts_dir: Union[str, "os.PathLike[str]", None] = None,
+        follow_logs: _FollowLogs = "master",
+        keep: Optional[_Keep] = None,
+        log_tail: Optional[int] = None,
+        on_event: Optional[_EventCallback] = None,
+        on_log: Optional[_EventCallback] = None,
+    ) -> RunReport: ...
+    def run_async(
+        self,
+        task: Task,
+        *,
+        timeout: Optional[_Seconds] = None,
+        artifacts_dir: Union[str, "os.PathLike[str]", None] = None,
+        follow_logs: _FollowLogs = "master",
+        keep: Optional[_Keep] = None,
+        log_tail: Optional[int] = None,
+        on_event: Optional[_EventCallback] = None,
+        on_log: Optional[_EventCallback] = None,
+    ) -> Awaitable[RunReport]: ...
+    def list(self) -> builtins.list[_TaskInfo]: ...
     def inspect(self, name: str) -> _TaskInfo: ...
+    def logs(
+        self,
+        name: str,
+        role: Literal["master", "worker", "probe"] = "master",
+        *,
+        tail: Optional[int] = None,
+        since: Optional[_Seconds] = None,
+    ) -> str: ...
     def teardown(self, name: str) -> None: ...
+    def teardown_deploy(self, name: str, deploy_id: str) -> bool: ...
+    @property
+    def deploys(self) -> builtins.list[_Deploy]: ...
+    def teardown_own(self) -> builtins.list[str]: ...
+    def captured(self) -> dict[str, _Captured]: ...
+    def prune_plan(self) -> builtins.list[_PrunePlan]: ...
     def prune(self) -> _PruneReport: ...
     def prune_all(self) -> _PruneReport: ...
     def push_data(
