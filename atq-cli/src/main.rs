@@ -32,6 +32,9 @@ mod run;
 mod signals;
 mod taskfile;
 
+/// How long atq waits at exit for background cleanups (of dropped handles) to finish.
+const EXIT_CLEANUP_WAIT: Duration = Duration::from_secs(30);
+
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
@@ -57,6 +60,13 @@ fn main() -> ExitCode {
         commands::dispatch(cli.command, &mut signals).await
     });
     runtime.shutdown_timeout(Duration::from_millis(200));
+    // Cleanups of dropped handles run on atq's cleanup thread: give them a bounded while to end.
+    if !atq_core::cleanup::wait_idle(EXIT_CLEANUP_WAIT) {
+        display::err(&format!(
+            "atq: {} cleanup(s) still running after {EXIT_CLEANUP_WAIT:?}: `atq prune` removes what is left",
+            atq_core::cleanup::pending()
+        ));
+    }
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

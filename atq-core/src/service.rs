@@ -251,13 +251,13 @@ impl Service {
 pub struct HealthCheck {
     /// The command, run by `/bin/sh -c` in the container; healthy when it exits 0.
     pub test: String,
-    /// Time between checks (default 5 s).
+    /// Time between checks; None: the engine's default (Docker: 30 s).
     #[serde(with = "opt_secs", skip_serializing_if = "Option::is_none")]
     pub interval: Option<Duration>,
-    /// Time one check may take (default 5 s).
+    /// Time one check may take; None: the engine's default (Docker: 30 s).
     #[serde(with = "opt_secs", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
-    /// Failed checks in a row before unhealthy (default 3).
+    /// Failed checks in a row before unhealthy; None: the engine's default (Docker: 3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
     /// Grace period after start during which failures do not count.
