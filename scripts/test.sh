@@ -43,6 +43,7 @@ cargo_tests() {
 
 cargo_tests atq-core
 cargo_tests atq-cli
+cargo_tests atq-py
 cargo_tests atq-tests -- --test-threads=4
 
 step "multi-node swarm: tests/multinode/up.sh, the multinode tests, down.sh"
