@@ -4,10 +4,19 @@
 //! `tests/images/build.sh` builds):
 //!
 //! ```text
-//! cargo run -p atq-benches --profile bench --bin engine-latency -- [--rounds 3] [--sizes 1,10]
+//! cargo run -p atq-benches --profile bench --bin engine-latency -- [--rounds 3] [--sizes 1,10] [--backend swarm|docker]
 //! ```
 //!
-//! For each round and each N, it times, one after the other (A B C A B C …):
+//! With `--backend docker` (the plain backend), for each round and each N, one after the other:
+//! - (a) `atq`: `Director::deploy` on a `DockerCluster` until the master runs;
+//! - (b) `floor`: the same containers made straight on the Engine API: a bridge network, N
+//!   worker containers created and started concurrently (restart policy "no", an alias), poll
+//!   `GET /containers/json` every 20 ms until all run with an address, the master container with
+//!   `WORKER_CSV_VIPS`, poll until it runs;
+//! - (c) `floor+file`: the floor, plus the one thing atq's master gets that (b)'s does not: the
+//!   worker list as the file `/atq/workers`, copied in before start (`PUT /containers/{id}/archive`).
+//!
+//! With `--backend swarm` (the default), for each round and each N, one after the other (A B C A B C …):
 //! - (a) `atq`: `Director::deploy` until the master runs (then `teardown`, timed separately);
 //! - (b) `floor`: the same steps straight on the Engine API with bollard and no atq logic:
 //!   network, worker service (dnsrr), poll `GET /tasks` every 20 ms until N run, read the
@@ -27,18 +36,23 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use atq_benches::{load_average, ms, Summary};
-use atq_core::cluster::{Cluster, LabelSelector, ResourceKind};
-use atq_core::{Director, Error, PollInterval, Service, SwarmCluster, Task};
+use std::sync::Arc;
+
+use atq_core::cluster::{Backend, Cluster, LabelSelector, ResourceKind};
+use atq_core::{Director, DockerCluster, Error, PollInterval, Service, SwarmCluster, Task};
 use bollard::models::{
-    EndpointSpec, EndpointSpecModeEnum, NetworkAttachmentConfig, NetworkCreateRequest, ServiceSpec, ServiceSpecMode,
-    ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskSpecRestartPolicy,
+    ContainerCreateBody, ContainerSummaryStateEnum, EndpointSettings, EndpointSpec, EndpointSpecModeEnum, HostConfig,
+    NetworkAttachmentConfig, NetworkCreateRequest, NetworkingConfig, RestartPolicy, RestartPolicyNameEnum, ServiceSpec,
+    ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskSpecRestartPolicy,
     TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::{
-    InspectNetworkOptions, ListConfigsOptions, ListContainersOptions, ListNetworksOptions, ListServicesOptions,
-    ListTasksOptions,
+    CreateContainerOptions, InspectNetworkOptions, ListConfigsOptions, ListContainersOptions, ListNetworksOptions,
+    ListServicesOptions, ListTasksOptions, ListVolumesOptions, RemoveContainerOptions, RemoveVolumeOptions,
+    StartContainerOptions, UploadToContainerOptions,
 };
 use bollard::Docker;
+use futures_util::future::try_join_all;
 
 /// The label on everything (b) and (c) create.
 const BENCH_LABEL: &str = "io.atq.bench";
@@ -59,10 +73,18 @@ struct Args {
     image: String,
     /// Poll interval for atq (`--atq-poll MIN,MAX` in ms); the director's default otherwise.
     atq_poll: Option<PollInterval>,
+    /// Which backend (`--backend swarm|docker`).
+    backend: Backend,
 }
 
 fn args() -> Res<Args> {
-    let mut args = Args { rounds: 3, sizes: vec![1, 10], image: "atq-test/busybox:latest".into(), atq_poll: None };
+    let mut args = Args {
+        rounds: 3,
+        sizes: vec![1, 10],
+        image: "atq-test/busybox:latest".into(),
+        atq_poll: None,
+        backend: Backend::Swarm,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{a} needs a value"));
@@ -70,6 +92,13 @@ fn args() -> Res<Args> {
             "--rounds" => args.rounds = value()?.parse()?,
             "--sizes" => args.sizes = value()?.split(',').map(str::parse).collect::<Result<_, _>>()?,
             "--image" => args.image = value()?,
+            "--backend" => {
+                args.backend = match value()?.as_str() {
+                    "swarm" => Backend::Swarm,
+                    "docker" => Backend::Docker,
+                    other => return Err(format!("--backend swarm|docker, not {other}").into()),
+                }
+            }
             "--atq-poll" => {
                 let v = value()?;
                 let (min, max) = v.split_once(',').ok_or("--atq-poll MIN_MS,MAX_MS")?;
@@ -80,7 +109,9 @@ fn args() -> Res<Args> {
             }
             "--bench" => {} // what `cargo bench` passes
             "-h" | "--help" => {
-                println!("engine-latency [--rounds R] [--sizes 1,10] [--image IMG] [--atq-poll MIN_MS,MAX_MS]");
+                println!(
+                    "engine-latency [--rounds R] [--sizes 1,10] [--image IMG] [--atq-poll MIN_MS,MAX_MS] [--backend swarm|docker]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}").into()),
@@ -94,13 +125,17 @@ async fn main() -> Res<()> {
     let args = args()?;
     let docker = Docker::connect_with_local_defaults()?;
     let version = docker.version().await?;
-    let cluster = SwarmCluster::connect().await?;
-    let mut director = Director::new(cluster.clone());
+    let cluster: Arc<dyn Cluster> = match args.backend {
+        Backend::Swarm => Arc::new(SwarmCluster::connect().await?),
+        _ => Arc::new(DockerCluster::connect().await?),
+    };
+    let mut director = Director::from_arc(cluster.clone());
     if let Some(poll) = args.atq_poll {
         director = director.with_poll_interval(poll);
     }
     println!(
-        "engine {} (API {}), {} cores, load before: {}",
+        "{} backend, engine {} (API {}), {} cores, load before: {}",
+        args.backend,
         version.version.unwrap_or_default(),
         version.api_version.unwrap_or_default(),
         std::thread::available_parallelism().map_or(0, usize::from),
@@ -108,16 +143,19 @@ async fn main() -> Res<()> {
     );
     cleanup(&docker, &bench_label()).await?;
 
-    let methods = ["atq", "floor", "cli"];
+    let methods: &[&str] =
+        if args.backend == Backend::Swarm { &["atq", "floor", "cli"] } else { &["atq", "floor", "floor+file"] };
     let mut deploys: HashMap<(u32, &str), Vec<Duration>> = HashMap::new();
     let mut teardowns: HashMap<(u32, &str), Vec<Duration>> = HashMap::new();
     for round in 1..=args.rounds {
         for &n in &args.sizes {
-            for method in methods {
-                let name = format!("bench-{method}-{n}-{round}");
-                let result = match method {
-                    "atq" => atq_deploy(&director, &cluster, &docker, &name, &args.image, n).await,
-                    "floor" => floor_deploy(&docker, &name, &args.image, n).await,
+            for &method in methods {
+                let name = format!("bench-{}-{n}-{round}", method.replace('+', "-"));
+                let result = match (method, args.backend) {
+                    ("atq", _) => atq_deploy(&director, &*cluster, &docker, &name, &args.image, n).await,
+                    ("floor", Backend::Swarm) => floor_deploy(&docker, &name, &args.image, n).await,
+                    ("floor", _) => plain_floor_deploy(&docker, &name, &args.image, n, false).await,
+                    ("floor+file", _) => plain_floor_deploy(&docker, &name, &args.image, n, true).await,
                     _ => cli_deploy(&docker, &name, &args.image, n).await,
                 };
                 // Whatever happened, nothing of this run may be left for the next.
@@ -142,7 +180,7 @@ async fn main() -> Res<()> {
     println!("|---:|---|---:|---:|---:|---:|---:|");
     for &n in &args.sizes {
         let floor = Summary::of(&deploys[&(n, "floor")]).expect("floor timings");
-        for method in methods {
+        for &method in methods {
             let d = Summary::of(&deploys[&(n, method)]).expect("timings");
             let t = Summary::of(&teardowns[&(n, method)]).expect("timings");
             println!(
@@ -160,7 +198,7 @@ async fn main() -> Res<()> {
 
     let mut missing = Vec::new();
     for round in 1..=args.rounds {
-        let failed = missing_image(&director, &cluster, &docker, &format!("bench-missing-{round}")).await?;
+        let failed = missing_image(&director, &*cluster, &docker, &format!("bench-missing-{round}")).await?;
         println!("round {round} missing image: deploy failed after {} ms", ms(failed));
         missing.push(failed);
     }
@@ -173,7 +211,7 @@ async fn main() -> Res<()> {
 /// (a) atq: deploy until the master runs; then teardown until the engine shows nothing left.
 async fn atq_deploy(
     director: &Director,
-    cluster: &SwarmCluster,
+    cluster: &dyn Cluster,
     docker: &Docker,
     name: &str,
     image: &str,
@@ -230,7 +268,7 @@ fn phases(method: &str, stamps: &[(String, Duration)]) {
 
 /// Waits until the engine shows nothing of the atq task `name`: no service, config, network
 /// (by label) and no container.
-async fn wait_atq_gone(cluster: &SwarmCluster, docker: &Docker, name: &str) -> Res<()> {
+async fn wait_atq_gone(cluster: &dyn Cluster, docker: &Docker, name: &str) -> Res<()> {
     let selector = LabelSelector::new().eq("io.atq.task", name);
     let deadline = Instant::now() + DEPLOY_LIMIT;
     loop {
@@ -250,7 +288,7 @@ async fn wait_atq_gone(cluster: &SwarmCluster, docker: &Docker, name: &str) -> R
 }
 
 /// How long a task whose image does not exist takes to fail atq's deploy.
-async fn missing_image(director: &Director, cluster: &SwarmCluster, docker: &Docker, name: &str) -> Res<Duration> {
+async fn missing_image(director: &Director, cluster: &dyn Cluster, docker: &Docker, name: &str) -> Res<Duration> {
     let task = Task::builder(name)
         .workers(Service::new("atq-bench/no-such-image:0").replicas(1))
         .master(Service::new("atq-bench/no-such-image:0"))
@@ -391,6 +429,126 @@ async fn floor_deploy(docker: &Docker, name: &str, image: &str, n: u32) -> Res<(
     Ok((deploy, start.elapsed()))
 }
 
+/// A container of the plain floor: `RUN_FOREVER`, restart policy "no", on `network` with `alias`.
+fn floor_container(image: &str, network: &str, alias: &str, env: Vec<String>) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(image.to_string()),
+        entrypoint: Some(vec!["sh".into(), "-c".into()]),
+        cmd: Some(vec![RUN_FOREVER.into()]),
+        env: Some(env),
+        labels: Some(labels()),
+        host_config: Some(HostConfig {
+            restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                network.to_string(),
+                EndpointSettings { aliases: Some(vec![alias.to_string()]), ..Default::default() },
+            )])),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Creates and starts `n` containers `<name>.<slot>` concurrently, with `archive` (a tar) unpacked
+/// at `/` in each before it starts.
+async fn floor_containers(
+    docker: &Docker,
+    name: &str,
+    n: u32,
+    body: &ContainerCreateBody,
+    archive: Option<&[u8]>,
+) -> Res<()> {
+    try_join_all((1..=n).map(|slot| async move {
+        let options = CreateContainerOptions { name: Some(format!("{name}.{slot}")), ..Default::default() };
+        let created = docker.create_container(Some(options), body.clone()).await?;
+        if let Some(archive) = archive {
+            let options = UploadToContainerOptions { path: "/".into(), ..Default::default() };
+            docker.upload_to_container(&created.id, Some(options), bollard::body_full(archive.to_vec().into())).await?;
+        }
+        docker.start_container(&created.id, None::<StartContainerOptions>).await?;
+        Ok::<(), BoxError>(())
+    }))
+    .await?;
+    Ok(())
+}
+
+/// Polls `GET /containers/json` every [`FLOOR_POLL`] until the `n` containers named
+/// `<prefix>.…` run with an address on `network`; returns the addresses.
+async fn floor_wait_containers(docker: &Docker, prefix: &str, network: &str, n: usize) -> Res<Vec<IpAddr>> {
+    let deadline = Instant::now() + DEPLOY_LIMIT;
+    loop {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([("name".into(), vec![format!("^/{prefix}\\.")])])),
+            ..Default::default()
+        };
+        let running: Vec<IpAddr> = docker
+            .list_containers(Some(options))
+            .await?
+            .iter()
+            .filter(|c| c.state == Some(ContainerSummaryStateEnum::RUNNING))
+            .filter_map(|c| {
+                c.network_settings.as_ref()?.networks.as_ref()?.get(network)?.ip_address.as_deref()?.parse().ok()
+            })
+            .collect();
+        if running.len() >= n {
+            return Ok(running);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{prefix}: {}/{n} running after {DEPLOY_LIMIT:?}", running.len()).into());
+        }
+        tokio::time::sleep(FLOOR_POLL).await;
+    }
+}
+
+/// A tar holding `atq/workers`: one address per line, as atq's master gets it.
+fn workers_file(addresses: &[IpAddr]) -> Res<Vec<u8>> {
+    let data: String = addresses.iter().map(|a| format!("{a}\n")).collect();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(0o444);
+    header.set_size(data.len() as u64);
+    builder.append_data(&mut header, "atq/workers", data.as_bytes())?;
+    Ok(builder.into_inner()?)
+}
+
+/// (b) on a plain engine: the same containers as atq's, straight on the Engine API.
+async fn plain_floor_deploy(docker: &Docker, name: &str, image: &str, n: u32, file: bool) -> Res<(Duration, Duration)> {
+    let network = format!("{name}_net");
+    let workers = format!("{name}_worker");
+    let master = format!("{name}_master");
+    let start = Instant::now();
+    let mut stamps = Vec::new();
+    let mut stamp = |name: &str| stamps.push((name.to_string(), start.elapsed()));
+    docker
+        .create_network(NetworkCreateRequest {
+            name: network.clone(),
+            driver: Some("bridge".into()),
+            labels: Some(labels()),
+            ..Default::default()
+        })
+        .await?;
+    stamp("NetworkCreated");
+    floor_containers(docker, &workers, n, &floor_container(image, &network, &workers, vec![]), None).await?;
+    stamp("WorkersCreated");
+    let addresses = floor_wait_containers(docker, &workers, &network, n as usize).await?;
+    stamp("WorkersReady");
+    let list = addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    let body = floor_container(image, &network, &master, vec![format!("WORKER_CSV_VIPS={list}")]);
+    let archive = if file { Some(workers_file(&addresses)?) } else { None };
+    floor_containers(docker, &master, 1, &body, archive.as_deref()).await?;
+    stamp("MasterCreated");
+    floor_wait_containers(docker, &master, &network, 1).await?;
+    stamp("MasterRunning");
+    let deploy = start.elapsed();
+    phases("floor", &stamps);
+    let start = Instant::now();
+    cleanup(docker, &bench_label()).await?;
+    Ok((deploy, start.elapsed()))
+}
+
 /// Runs `docker ARGS`; fails with its stderr when it fails.
 async fn docker_cli(args: &[&str]) -> Res<String> {
     let out = tokio::process::Command::new("docker").args(args).stdin(Stdio::null()).output().await?;
@@ -469,6 +627,14 @@ async fn cleanup(docker: &Docker, label: &str) -> Res<()> {
                 let _ = docker.delete_config(id).await;
             }
         }
+        let options = ListContainersOptions { all: true, filters: Some(filters.clone()), ..Default::default() };
+        for c in docker.list_containers(Some(options)).await? {
+            if let Some(id) = &c.id {
+                let _ = docker
+                    .remove_container(id, Some(RemoveContainerOptions { force: true, ..Default::default() }))
+                    .await;
+            }
+        }
         let networks = docker.list_networks(Some(ListNetworksOptions { filters: Some(filters.clone()) })).await?;
         for net in &networks {
             if let Some(id) = &net.id {
@@ -476,7 +642,13 @@ async fn cleanup(docker: &Docker, label: &str) -> Res<()> {
                 let _ = docker.remove_network(id).await;
             }
         }
-        let left = services.len() + configs.len() + networks.len() + containers(docker, label).await?;
+        // The plain backend's network locks and configs.
+        let volumes = docker.list_volumes(Some(ListVolumesOptions { filters: Some(filters.clone()) })).await?;
+        let volumes = volumes.volumes.unwrap_or_default();
+        for v in &volumes {
+            let _ = docker.remove_volume(&v.name, None::<RemoveVolumeOptions>).await;
+        }
+        let left = services.len() + configs.len() + networks.len() + volumes.len() + containers(docker, label).await?;
         if left == 0 {
             return Ok(());
         }

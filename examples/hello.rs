@@ -1,18 +1,22 @@
 //! Runs the hello task (`examples/hello/hello.yaml`) on the local Docker engine from Rust:
-//! 3 workers serving HTTP, a master that checks it reaches every one of them.
+//! 3 workers serving HTTP, a master that checks it reaches every one of them. The backend is the
+//! one that fits the engine (swarm on a swarm manager, plain Docker otherwise) or `ATQ_ENGINE`'s.
 //!
 //! ```sh
 //! examples/hello/build-images.sh
 //! cargo run -p atq-examples --example hello
 //! ```
 
-use atq_core::{Director, SwarmCluster, Task};
+use atq_core::cluster::select::{connect, EngineChoice};
+use atq_core::{Director, Task};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file = atq_examples::examples_dir().join("hello/hello.yaml");
     let task = Task::from_yaml_str(&std::fs::read_to_string(&file)?)?;
-    let director = Director::new(SwarmCluster::connect().await?);
+    let connected = connect(EngineChoice::from_env()?, None).await?;
+    println!("{} backend: {}", connected.backend, connected.reason);
+    let director = Director::from_arc(connected.cluster);
 
     let mut events = director.subscribe();
     tokio::spawn(async move {

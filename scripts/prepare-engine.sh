@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Makes the local Docker engine ready for atq, idempotently:
 #   1. an engine answers (starts dockerd if none does; installs Debian's docker.io if missing),
-#   2. it is a swarm manager (`docker swarm init --advertise-addr 127.0.0.1` if not),
+#   2. it is a swarm manager (`docker swarm init --advertise-addr 127.0.0.1` if not) — skipped
+#      with --no-swarm: atq runs on a plain engine too (its plain Docker backend), and the tests
+#      need the swarm only for the swarm backend's half,
 #   3. the images the tests and the examples run exist (built locally: no registry here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+swarm=1
+[ "${1:-}" = "--no-swarm" ] && swarm=0
 
 engine_up() { timeout 10 docker info >/dev/null 2>&1; }
 
@@ -23,7 +28,9 @@ if ! engine_up; then
 fi
 
 state=$(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}')
+[ "$swarm" = 1 ] || state="skip"
 case $state in
+  skip) ;;
   "active true") ;;
   "inactive "*)
     echo "prepare-engine: docker swarm init --advertise-addr 127.0.0.1"
@@ -37,4 +44,5 @@ esac
 tests/images/build.sh
 examples/hello/build-images.sh
 scripts/build-example-images.sh
-echo "prepare-engine: engine $(docker version --format '{{.Server.Version}}'), swarm manager, images ready"
+role=$(docker info --format '{{if .Swarm.ControlAvailable}}swarm manager{{else}}not a swarm manager (atq uses its plain Docker backend){{end}}')
+echo "prepare-engine: engine $(docker version --format '{{.Server.Version}}'), $role, images ready"

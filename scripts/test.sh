@@ -44,7 +44,10 @@ cargo_tests() {
 cargo_tests atq-core
 cargo_tests atq-cli
 cargo_tests atq-py
-cargo_tests atq-tests -- --test-threads=4
+# Every real-engine test runs on both backends (`name::swarm`, `name::docker`); the 300-worker
+# tests run alone afterwards (they load the engine more than anything else here).
+cargo_tests atq-tests -- --test-threads=4 --skip three_hundred_workers
+cargo_tests atq-tests --test large -- --test-threads=1
 
 step "multi-node swarm: tests/multinode/up.sh, the multinode tests, down.sh"
 multinode_started=$(date +%s)
@@ -74,10 +77,14 @@ MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/pip" install --quiet ./atq-py
 rm -rf "$(dirname "$venv")"
 
 step "nothing left behind"
+# Swarm services and configs, overlay and bridge networks, the plain backend's containers and
+# its volumes (network locks and configs).
 count_left() {
   { docker service ls -q --filter label=io.atq.managed;
     docker network ls -q --filter label=io.atq.managed;
-    docker config ls -q --filter label=io.atq.managed; } | wc -l
+    docker config ls -q --filter label=io.atq.managed;
+    docker ps -aq --filter label=io.atq.managed;
+    docker volume ls -q --filter label=io.atq.managed; } | wc -l
 }
 # The engine removes overlay networks asynchronously: give a removed one a moment to go.
 for _ in $(seq 30); do
@@ -90,6 +97,8 @@ if [ "$left" -ne 0 ]; then
   docker service ls --filter label=io.atq.managed >&2
   docker network ls --filter label=io.atq.managed >&2
   docker config ls --filter label=io.atq.managed >&2
+  docker ps -a --filter label=io.atq.managed >&2
+  docker volume ls --filter label=io.atq.managed >&2
   exit 1
 fi
 echo "all tests passed"

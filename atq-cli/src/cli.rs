@@ -20,25 +20,33 @@ fn parse_split(arg: &str) -> Result<Shard, String> {
     Ok(Shard::new(file).split(mode))
 }
 
-const ABOUT: &str = "Run a distributed load test (N workers + 1 master) on Docker Swarm from a task file";
+const ABOUT: &str = "Run a distributed load test (N workers + 1 master) on Docker from a task file";
 
 const LONG_ABOUT: &str = "\
-Run a distributed load test (N workers + 1 master) on Docker Swarm from a task file.
+Run a distributed load test (N workers + 1 master) on Docker from a task file.
 
-atq deploys the task's workers on a private overlay network, tells the master where every
-worker is (WORKER_CSV_VIPS, REMOTES), waits for the master to finish, and removes everything
-it created. `atq run task.yaml` exits with the master's exit code.
+atq deploys the task's workers on a private network, tells the master where every worker is
+(WORKER_CSV_VIPS, REMOTES), waits for the master to finish, and removes everything it created.
+`atq run task.yaml` exits with the master's exit code.
+
+On a swarm manager the task runs as swarm services on an overlay network (across every node);
+on a plain engine (no `docker swarm init`) as containers on a bridge network of that machine.
+--engine or ATQ_ENGINE picks one explicitly.
 
 Task files are YAML or JSON (ATQ-Director's payload format; `.json` files are read as JSON).";
 
 const AFTER_HELP: &str = "\
 Environment:
-  DOCKER_HOST   the Docker engine to use (default: the local socket); it must be a swarm manager.
-                unix:///path, tcp://HOST:PORT or https://HOST:PORT; plain tcp:// only to this
-                machine (ATQ_ALLOW_PLAIN_TCP=1 accepts another machine on a network you trust)
+  DOCKER_HOST   the Docker engine to use (default: the local socket): unix:///path,
+                tcp://HOST:PORT or https://HOST:PORT; plain tcp:// only to this machine
+                (ATQ_ALLOW_PLAIN_TCP=1 accepts another machine on a network you trust)
   DOCKER_TLS_VERIFY, DOCKER_CERT_PATH
                 TLS as the docker CLI does it: ca.pem, cert.pem, key.pem in DOCKER_CERT_PATH
                 (default ~/.docker); the engine's certificate is always verified
+  ATQ_ENGINE    swarm | docker: the backend (default: swarm on a swarm manager, docker otherwise);
+                --engine wins over it
+  ATQ_SUBNET_POOL  where task networks' subnets come from (default: 10.208.0.0/13 for swarm,
+                10.216.0.0/13 for docker)
   RUST_LOG      tracing output on stderr, e.g. RUST_LOG=atq_core=debug
   NO_COLOR      plain lines instead of progress bars
   ATQ_FAKE=1    for testing the CLI: use an in-memory fake engine instead of Docker
@@ -49,9 +57,34 @@ Environment:
 #[command(name = "atq", version, about = ABOUT, long_about = LONG_ABOUT)]
 #[command(after_help = format!("{}\n\n{AFTER_HELP}", exit::HELP))]
 pub struct Cli {
+    /// The backend: `swarm` (Docker Swarm services, many nodes) or `docker` (containers on a
+    /// plain engine); default: swarm on a swarm manager, docker otherwise (or ATQ_ENGINE).
+    #[arg(long, global = true, value_enum, value_name = "BACKEND")]
+    pub engine: Option<EngineArg>,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The backends `--engine` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// Choose by the engine: swarm on a swarm manager, docker otherwise.
+    Auto,
+    /// Docker Swarm: services on an overlay network, across every node.
+    Swarm,
+    /// A plain Docker engine: containers on a bridge network of one machine.
+    Docker,
+}
+
+impl From<EngineArg> for atq_core::cluster::select::EngineChoice {
+    fn from(e: EngineArg) -> Self {
+        match e {
+            EngineArg::Auto => Self::Auto,
+            EngineArg::Swarm => Self::Swarm,
+            EngineArg::Docker => Self::Docker,
+        }
+    }
 }
 
 /// The commands.
@@ -103,7 +136,7 @@ pub enum Command {
         #[arg(long, value_name = "FILE[=MODE]", value_parser = parse_split, requires = "data")]
         split: Vec<Shard>,
     },
-    /// Show the engine: version, swarm role, nodes, atq tasks.
+    /// Show the engine: version, which backend drives it and why, nodes, atq tasks.
     Info {
         /// Print JSON instead of text.
         #[arg(long)]

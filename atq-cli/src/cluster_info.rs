@@ -1,26 +1,31 @@
-//! `atq info`: the engine and the atq tasks on it. Never prints swarm join tokens (the core's
-//! `EngineInfo` does not even hold them).
+//! `atq info`: the engine, the backend in use and why, and the atq tasks on it. Never prints
+//! swarm join tokens (the core's `EngineInfo` does not even hold them).
 
-use atq_core::cluster::swarm::DEFAULT_HOST;
 use atq_core::{Director, TaskState};
 use serde_json::json;
 
 use crate::display::out;
 use crate::error::CliError;
 
-/// Prints the engine's facts and the atq tasks it holds.
+/// Prints the engine's facts, which backend drives it and why, and the atq tasks it holds.
 pub async fn info(director: &Director, as_json: bool) -> Result<(), CliError> {
     let engine = director.cluster().info().await?;
     let tasks = director.list().await?;
     let running = tasks.iter().filter(|t| matches!(t.state, TaskState::Running | TaskState::Deploying)).count();
-    let host = if crate::engine::fake_requested() {
-        "the in-memory fake engine (ATQ_FAKE=1)".to_owned()
-    } else {
-        std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| DEFAULT_HOST.to_owned())
-    };
+    let selected = crate::engine::selected();
+    let host = selected.as_ref().map_or_else(
+        || {
+            atq_core::cluster::endpoint::Endpoint::from_env()
+                .map_or_else(|_| atq_core::cluster::endpoint::DEFAULT_HOST.to_string(), |e| e.host().to_string())
+        },
+        |s| s.host.clone(),
+    );
+    let reason = selected.map(|s| s.reason).unwrap_or_default();
     if as_json {
         let value = json!({
             "host": host,
+            "backend": engine.backend,
+            "reason": reason,
             "engine": engine,
             "tasks": tasks.len(),
             "tasks_running": running,
@@ -29,7 +34,7 @@ pub async fn info(director: &Director, as_json: bool) -> Result<(), CliError> {
         return Ok(());
     }
     out(&format!("engine:      Docker {} (API {}) at {host}", engine.version, engine.api_version));
-    out(&format!("backend:     {}", engine.backend));
+    out(&format!("backend:     {} ({reason})", engine.backend));
     for (name, value) in &engine.details {
         out(&format!("{:<12} {value}", format!("{name}:")));
     }

@@ -1,4 +1,4 @@
-//! `atq`: run a distributed load test on Docker Swarm from a task file.
+//! `atq`: run a distributed load test on Docker (Swarm, or a plain engine) from a task file.
 //!
 //! Thin on purpose: parsing ([`cli`]), display ([`display`]) and exit codes ([`exit`]); every
 //! behaviour lives in `atq-core`.
@@ -12,7 +12,7 @@
 //! - [`display`]: progress bars, plain lines or JSON lines.
 //! - [`exit`]: every exit code, in one place.
 //! - [`error`]: what a command can fail with, and its one-line message.
-//! - [`engine`]: Docker, or the in-memory fake under `ATQ_FAKE=1`.
+//! - [`engine`]: which backend (swarm, plain Docker, or the in-memory fake under `ATQ_FAKE=1`).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         }
     };
     init_tracing();
+    engine::choose(cli.engine.map(Into::into));
     let json = cli.command.json();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,

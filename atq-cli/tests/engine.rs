@@ -1,4 +1,6 @@
-//! The `atq` binary on the real Docker engine (swarm manager, no registry).
+//! The `atq` binary on the real Docker engine (swarm manager, no registry), on both backends:
+//! each test runs once with `--engine swarm` and once with `--engine docker` (`name::swarm`,
+//! `name::docker`).
 //!
 //! Needs the image `atq-test/busybox:latest`, built by `tests/images/build.sh`. These tests
 //! fail (they do not skip) when the engine is unreachable or the image is missing.
@@ -37,19 +39,41 @@ fn name(test: &str) -> String {
     format!("cli-{test}-{}", std::process::id())
 }
 
-/// Engine objects still labelled with the task, of one kind (`service`, `config`, `network`).
+/// Stamps `$name::swarm` and `$name::docker` from `fn $name(engine: &str)`.
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn swarm() {
+                super::$name("swarm")
+            }
+            #[test]
+            fn docker() {
+                super::$name("docker")
+            }
+        }
+    };
+}
+
+/// Engine objects still labelled with the task, of one kind (`service`, `config`, `network`,
+/// `container`, `volume`).
 fn leftovers(kind: &str, task: &str) -> Vec<String> {
-    let out = std::process::Command::new("docker")
-        .args([kind, "ls", "-q", "--filter", &format!("label=io.atq.task={task}")])
-        .output()
-        .unwrap();
+    let filter = format!("label=io.atq.task={task}");
+    let args = if kind == "container" {
+        vec!["ps", "-aq", "--filter", &filter]
+    } else {
+        vec![kind, "ls", "-q", "--filter", &filter]
+    };
+    let out = std::process::Command::new("docker").args(args).output().unwrap();
     String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
 }
 
-/// Services and configs must be gone; networks may linger a little (their removal is asynchronous).
+/// Services, configs, containers and volumes must be gone; networks may linger a little (an
+/// overlay's removal is asynchronous).
 fn assert_nothing_left(task: &str) {
-    assert_eq!(leftovers("service", task), Vec::<String>::new(), "services left");
-    assert_eq!(leftovers("config", task), Vec::<String>::new(), "configs left");
+    for kind in ["service", "config", "container", "volume"] {
+        assert_eq!(leftovers(kind, task), Vec::<String>::new(), "{kind}s left");
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     while !leftovers("network", task).is_empty() {
         assert!(Instant::now() < deadline, "network of {task} still there after 30 s");
@@ -59,8 +83,9 @@ fn assert_nothing_left(task: &str) {
 
 // The caller waits for the child; on a panic here the test fails and the child is left to exit.
 #[allow(clippy::zombie_processes)]
-fn spawn_until(args: &[&str], until: &str) -> (Child, BufReader<ChildStdout>) {
+fn spawn_until(engine: &str, args: &[&str], until: &str) -> (Child, BufReader<ChildStdout>) {
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("atq"))
+        .args(["--engine", engine])
         .args(args)
         .env_remove("ATQ_FAKE")
         .stdout(Stdio::piped())
@@ -90,14 +115,13 @@ fn interrupt_and_wait(mut child: Child, reader: BufReader<ChildStdout>) -> (Opti
     (code, started.elapsed())
 }
 
-#[test]
-fn run_exits_with_the_masters_code_and_leaves_nothing() {
+fn run_exits_with_the_masters_code_and_leaves_nothing(engine: &str) {
     require_engine();
-    let task = name("run");
+    let task = name(&format!("run-{engine}"));
     let (_dir, path) = task_file(&task, "echo from-master; echo \"$WORKER_CSV_VIPS\"; exit 7", "");
     let out = assert_cmd::Command::cargo_bin("atq")
         .unwrap()
-        .args(["run", &path])
+        .args(["--engine", engine, "run", &path])
         .env_remove("ATQ_FAKE")
         .timeout(Duration::from_secs(120))
         .output()
@@ -109,28 +133,81 @@ fn run_exits_with_the_masters_code_and_leaves_nothing() {
     assert_nothing_left(&task);
 }
 
-#[test]
-fn ctrl_c_during_deploy_tears_down_and_exits_130() {
+fn ctrl_c_during_deploy_tears_down_and_exits_130(engine: &str) {
     require_engine();
-    let task = name("intdeploy");
+    let task = name(&format!("intdeploy-{engine}"));
     // A probe that never passes keeps the deploy going until interrupted.
     let probe =
         "waitCommand: {command: 'echo no', expectedResult: never, timeout: 120, image: 'atq-test/busybox:latest'}\n";
     let (_dir, path) = task_file(&task, "exit 0", probe);
-    let (child, reader) = spawn_until(&["run", "--json", &path], "workers_created");
+    let (child, reader) = spawn_until(engine, &["run", "--json", &path], "workers_created");
     let (code, took) = interrupt_and_wait(child, reader);
     assert_eq!(code, Some(130));
     assert!(took < Duration::from_secs(90), "cleanup took {took:?}");
     assert_nothing_left(&task);
 }
 
-#[test]
-fn ctrl_c_while_the_master_runs_tears_down_and_exits_130() {
+fn ctrl_c_while_the_master_runs_tears_down_and_exits_130(engine: &str) {
     require_engine();
-    let task = name("intmaster");
+    let task = name(&format!("intmaster-{engine}"));
     let (_dir, path) = task_file(&task, "trap 'exit 0' TERM; sleep 600 & wait", "");
-    let (child, reader) = spawn_until(&["run", "--json", &path], "master_running");
+    let (child, reader) = spawn_until(engine, &["run", "--json", &path], "master_running");
     let (code, _) = interrupt_and_wait(child, reader);
     assert_eq!(code, Some(130));
     assert_nothing_left(&task);
 }
+
+fn info_names_the_backend_in_use_and_why(engine: &str) {
+    require_engine();
+    let atq = || {
+        let mut cmd = assert_cmd::Command::cargo_bin("atq").unwrap();
+        cmd.env_remove("ATQ_FAKE").env_remove("ATQ_ENGINE").timeout(Duration::from_secs(30));
+        cmd
+    };
+    let out = atq().args(["--engine", engine, "info", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((value["backend"].as_str(), value["engine"]["backend"].as_str()), (Some(engine), Some(engine)));
+    assert_eq!(value["reason"], format!("--engine {engine}"));
+    // The environment variable picks the same, and says so.
+    let out = atq().env("ATQ_ENGINE", engine).args(["info"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&format!("backend:     {engine} (ATQ_ENGINE={engine})")), "{text}");
+}
+
+/// Unset, the engine decides: this one is a swarm manager.
+#[test]
+fn without_a_choice_a_swarm_manager_gets_the_swarm_backend() {
+    require_engine();
+    let out = assert_cmd::Command::cargo_bin("atq")
+        .unwrap()
+        .env_remove("ATQ_FAKE")
+        .env_remove("ATQ_ENGINE")
+        .args(["info", "--json"])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["backend"], "swarm", "{value}");
+    assert!(value["reason"].as_str().unwrap().contains("swarm manager"), "{value}");
+}
+
+#[test]
+fn an_unknown_engine_name_is_refused_naming_the_setting() {
+    let out = assert_cmd::Command::cargo_bin("atq")
+        .unwrap()
+        .env_remove("ATQ_FAKE")
+        .env("ATQ_ENGINE", "kubernetes")
+        .args(["ls"])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("ATQ_ENGINE=\"kubernetes\" is not valid") && stderr.contains("`docker`"), "{stderr}");
+}
+
+on_both!(run_exits_with_the_masters_code_and_leaves_nothing);
+on_both!(ctrl_c_during_deploy_tears_down_and_exits_130);
+on_both!(ctrl_c_while_the_master_runs_tears_down_and_exits_130);
+on_both!(info_names_the_backend_in_use_and_why);

@@ -14,7 +14,7 @@
 //!     .workers(Service::new("busybox").replicas(3))
 //!     .master(Service::new("busybox"))
 //!     .build()?;
-//! // `SwarmCluster::connect().await?` for a real engine.
+//! // `atq_core::cluster::select::connect(EngineChoice::from_env()?, None).await?` for a real engine.
 //! let director = Director::new(FakeCluster::new());
 //! let deployment = director.deploy(&task).await?;
 //! assert_eq!(deployment.workers().len(), 3);
@@ -37,8 +37,9 @@
 //!   once at `build()` or when read from a task file ([`Task::from_str_with`]: untrusted text
 //!   within a [`task::ParseBudget`], every problem at once with its line; the private
 //!   `document` module turns the text into a tree of values that remember their line).
-//! - [`cluster`]: the [`Cluster`] port to a container engine, with [`SwarmCluster`] (bollard)
-//!   and [`FakeCluster`] (in memory). It knows engines, not tasks.
+//! - [`cluster`]: the [`Cluster`] port to a container engine, with [`SwarmCluster`] (Docker
+//!   Swarm), [`DockerCluster`] (a plain Docker engine), [`cluster::select`] (which of them fits
+//!   the engine, or `ATQ_ENGINE`) and [`FakeCluster`] (in memory). It knows engines, not tasks.
 //! - [`director`]: the facade of all orchestration ([`Director`]): the deploy plan,
 //!   the probe (wait command), the [`director::inventory`] (list, inspect, prune)
 //!   and the queue.
@@ -81,7 +82,7 @@ pub mod service;
 pub mod task;
 pub mod wait;
 
-pub use cluster::{Cluster, FakeCluster, SwarmCluster};
+pub use cluster::{Cluster, DockerCluster, FakeCluster, SwarmCluster};
 pub use data::DataBundle;
 pub use deployment::{Deployment, Outcome};
 pub use director::{DeployOptions, Director, PruneReport, TaskInfo, TaskState};

@@ -344,6 +344,7 @@ pub fn error_kind(error: &Error) -> &'static str {
         Error::Cancelled(_) => "cancelled",
         Error::Interrupted { .. } => "interrupted",
         Error::Results(_) => "results",
+        Error::Setting { .. } => "setting",
     }
 }
 

@@ -5,7 +5,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::serde_util::{env_list, opt_secs, ByteSize};
+use crate::serde_util::{env_list, opt_secs, secs, ByteSize};
+
+/// How long a replica has to stop after SIGTERM before it is killed, unless its role says
+/// otherwise (`stopGracePeriod`): one second. A load-test worker or master has nothing to save
+/// at teardown (the master has exited by then), and the engine's own default of 10 s is what a
+/// worker running `sleep` as PID 1 (which ignores SIGTERM) would add to every teardown.
+pub const DEFAULT_STOP_GRACE_PERIOD: Duration = Duration::from_secs(1);
+
+/// The longest stop grace period a role may ask for (one hour).
+pub const MAX_STOP_GRACE_PERIOD: Duration = Duration::from_secs(3600);
 
 /// Most worker replicas one task may ask for.
 ///
@@ -91,10 +100,18 @@ pub struct Service {
     /// How the service name resolves: `dnsrr` (default) or `vip`.
     #[serde(skip_serializing_if = "is_default")]
     pub endpoint_mode: EndpointMode,
+    /// How long each replica has to stop after SIGTERM at teardown before it is killed
+    /// (default [`DEFAULT_STOP_GRACE_PERIOD`], at most [`MAX_STOP_GRACE_PERIOD`]).
+    #[serde(with = "secs", skip_serializing_if = "is_default_grace")]
+    pub stop_grace_period: Duration,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
+}
+
+fn is_default_grace(d: &Duration) -> bool {
+    *d == DEFAULT_STOP_GRACE_PERIOD
 }
 
 impl Service {
@@ -117,6 +134,7 @@ impl Service {
             constraints: Vec::new(),
             labels: BTreeMap::new(),
             endpoint_mode: EndpointMode::Dnsrr,
+            stop_grace_period: DEFAULT_STOP_GRACE_PERIOD,
         }
     }
 
@@ -232,6 +250,13 @@ impl Service {
     /// Adds a label to the service and its containers.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Gives each replica `grace` to stop after SIGTERM at teardown before it is killed
+    /// (default [`DEFAULT_STOP_GRACE_PERIOD`]): raise it for a worker that must flush something.
+    pub fn stop_grace_period(mut self, grace: Duration) -> Self {
+        self.stop_grace_period = grace;
         self
     }
 

@@ -699,6 +699,12 @@ fn validate_service(out: &mut Vec<Problem>, role: &str, s: &Service, alias: &str
         }
     }
     out.extend(crate::data::validate_service_data(role, s));
+    if s.stop_grace_period > crate::service::MAX_STOP_GRACE_PERIOD {
+        out.push(problem(
+            format!("{role}.stopGracePeriod"),
+            format!("{} seconds is more than the maximum of 3600 (one hour)", s.stop_grace_period.as_secs()),
+        ));
+    }
     if let Some(h) = &s.health_check {
         let field = format!("{role}.healthCheck");
         if h.test.trim().is_empty() {

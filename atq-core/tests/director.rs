@@ -579,8 +579,10 @@ async fn ten_thousand_workers_deploy_on_the_fake() {
     let d = Director::new(fake.clone()).deploy(&t).await.unwrap();
     assert_eq!(d.workers().iter().collect::<HashSet<_>>().len(), 10_000);
     let master = fake.service_spec("wide_master").unwrap();
-    let csv = env_of(&master, "WORKER_CSV_VIPS").unwrap();
-    assert_eq!(csv.split(',').collect::<HashSet<_>>().len(), 10_000);
+    // 10,000 addresses of 10.208.x.y do not fit in one environment string (120 KiB): the
+    // master reads them from the file instead.
+    assert_eq!(env_of(&master, "WORKER_CSV_VIPS"), None);
+    assert_eq!(env_of(&master, "ATQ_WORKERS_FILE").as_deref(), Some("/atq/workers"));
     assert_eq!(fake.config_data("wide_workers").unwrap().iter().filter(|b| **b == b'\n').count(), 10_000);
     d.teardown().await.unwrap();
     assert!(fake.is_empty());
@@ -646,5 +648,58 @@ async fn a_failed_deploy_reports_its_rollback_and_when_it_is_done() {
     }
     let tail: Vec<&str> = names.iter().rev().take(2).rev().map(String::as_str).collect();
     assert_eq!(tail, ["rolling_back", "torn_down"], "{names:?}");
+    assert!(fake.is_empty());
+}
+
+#[tokio::test]
+async fn each_role_is_created_with_its_stop_grace_period() {
+    let fake = FakeCluster::new();
+    let t = Task::builder("grace")
+        .workers(Service::new("i").replicas(2).stop_grace_period(Duration::from_secs(7)))
+        .master(Service::new("i"))
+        .build()
+        .unwrap();
+    let d = Director::new(fake.clone()).deploy(&t).await.unwrap();
+    let workers = fake.service_spec("grace_worker").unwrap();
+    let master = fake.service_spec("grace_master").unwrap();
+    assert_eq!(workers.stop_grace_period, Some(Duration::from_secs(7)));
+    assert_eq!(master.stop_grace_period, Some(atq_core::service::DEFAULT_STOP_GRACE_PERIOD));
+    d.teardown().await.unwrap();
+}
+
+/// On a plain engine a missing image fails the worker service's creation itself: the deploy
+/// fails at once naming the image, and rolls back the network it made.
+#[tokio::test]
+async fn on_a_plain_engine_a_missing_image_fails_the_deploy_at_creation_and_leaves_nothing() {
+    let fake = FakeCluster::plain();
+    fake.missing_image("lab/nope:1");
+    let t = Task::builder("plainmiss")
+        .workers(Service::new("lab/nope:1").replicas(3))
+        .master(Service::new("i"))
+        .build()
+        .unwrap();
+    let err = Director::new(fake.clone()).deploy(&t).await.unwrap_err();
+    match &err {
+        Error::ReplicaFailed { state, message, .. } => {
+            assert_eq!(state, "rejected");
+            assert!(message.contains("lab/nope:1"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(fake.is_empty(), "{fake:?}");
+    assert_eq!(fake.calls(CallKind::Replicas), 0, "nothing to wait for: it failed at creation");
+}
+
+#[tokio::test]
+async fn on_a_plain_engine_placement_constraints_are_refused_with_what_to_do() {
+    let fake = FakeCluster::plain();
+    let t = Task::builder("plaincons")
+        .workers(Service::new("i").constraint("node.role==worker"))
+        .master(Service::new("i"))
+        .build()
+        .unwrap();
+    let err = Director::new(fake.clone()).deploy(&t).await.unwrap_err();
+    assert!(matches!(err, Error::EngineUnsuitable { backend: "docker", .. }), "{err:?}");
+    assert!(err.to_string().contains("ATQ_ENGINE=swarm"), "{err}");
     assert!(fake.is_empty());
 }

@@ -318,3 +318,24 @@ fn with_data_bundle_fills_the_roles_that_have_no_data() {
     assert_eq!(with.master().fileid.as_deref(), Some("0123456789abcdef"));
     assert!(task.with_data_bundle("not an id!").is_err());
 }
+
+#[test]
+fn a_stop_grace_period_per_role_defaults_to_one_second_and_is_bounded() {
+    let task = Task::from_yaml_str("name: g\nworker: {image: i, stopGracePeriod: 0.5}\nmaster: {image: i}\n").unwrap();
+    assert_eq!(task.workers().stop_grace_period, Duration::from_millis(500));
+    assert_eq!(task.master().stop_grace_period, atq_core::service::DEFAULT_STOP_GRACE_PERIOD);
+    assert_eq!(atq_core::service::DEFAULT_STOP_GRACE_PERIOD, Duration::from_secs(1));
+    // It round-trips, and the default is not written out.
+    let yaml = task.to_yaml();
+    assert!(yaml.contains("stopGracePeriod: 0.5") && yaml.matches("stopGracePeriod").count() == 1, "{yaml}");
+    assert_eq!(Task::from_yaml_str(&yaml).unwrap(), task);
+
+    let err = Task::from_yaml_str(
+        "name: g\nworker: {image: i, stopGracePeriod: 7200}\nmaster: {image: i, stopGracePeriod: -1}\n",
+    )
+    .unwrap_err();
+    assert!(has_problem(&err, "worker.stopGracePeriod", "maximum of 3600"), "{err}");
+    assert!(has_problem(&err, "master.stopGracePeriod", "from 0 to 3600"), "{err}");
+    let built = valid().workers(Service::new("i").stop_grace_period(Duration::from_secs(5))).build().unwrap();
+    assert_eq!(built.workers().stop_grace_period, Duration::from_secs(5));
+}

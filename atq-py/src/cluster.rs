@@ -6,8 +6,9 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 
 use atq_core::cluster::fake::{CallKind, Matcher, Script};
+use atq_core::cluster::select::{self, Connected, EngineChoice};
 use atq_core::labels::Role;
-use atq_core::{Cluster, FakeCluster, SwarmCluster};
+use atq_core::{Cluster, FakeCluster};
 
 use crate::convert::seconds;
 use crate::error::invalid;
@@ -26,7 +27,7 @@ pub struct PyFakeCluster {
 
 #[pymethods]
 impl PyFakeCluster {
-    /// A fresh fake engine (a one-node swarm manager).
+    /// A fresh fake engine (one node, following the rules both real backends follow).
     #[new]
     #[pyo3(signature = (*, latency=None, master_exit_code=None, master_logs=None, missing_images=None))]
     fn new(
@@ -144,32 +145,72 @@ fn lines(field: &str, logs: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> 
     logs.extract().map_err(|_| invalid(field, "must be a string or a list of strings"))
 }
 
-/// A Docker engine in swarm mode (connected when created): `DOCKER_HOST`, or the local socket.
+/// A real Docker engine, connected when created: `host`, else `DOCKER_HOST`, else the local socket.
 ///
-/// Raises `atq.EngineError` when the engine is unreachable or not a swarm manager (run
-/// `docker swarm init`, on one machine `docker swarm init --advertise-addr 127.0.0.1`).
+/// It drives the engine with the backend that fits it: Docker Swarm (services on an overlay
+/// network, across every node) on a swarm manager, plain Docker (containers on a bridge network
+/// of one machine) otherwise. `engine="swarm"` or `engine="docker"` (or the environment variable
+/// `ATQ_ENGINE`, as the CLI reads it) picks one explicitly; `backend` and `reason` say which and why.
+///
+/// Raises `atq.EngineError` when the engine is unreachable, or when `engine="swarm"` names an
+/// engine that is not a swarm manager; `atq.AtqError` for an `engine` or `ATQ_ENGINE` that is
+/// neither `swarm` nor `docker`.
 #[pyclass(name = "DockerCluster", module = "atq", frozen)]
 pub struct PyDockerCluster {
     pub(crate) inner: Arc<dyn Cluster>,
+    /// `swarm` or `docker`.
+    backend: String,
+    /// Why that backend.
+    reason: String,
+    /// The engine's address.
+    host: String,
 }
 
 #[pymethods]
 impl PyDockerCluster {
     /// Connects to the engine at `host` (`unix:///var/run/docker.sock`, `tcp://…`), or where
-    /// `DOCKER_HOST` points, or the default socket.
+    /// `DOCKER_HOST` points, or the default socket, with the backend `engine` names (`"swarm"`,
+    /// `"docker"`), or `ATQ_ENGINE`, or the one that fits the engine.
     #[new]
-    #[pyo3(signature = (host=None))]
-    fn new(py: Python<'_>, host: Option<String>) -> PyResult<Self> {
-        let inner = crate::runtime::block_on(py, None, None, None, connect(host))?;
-        Ok(PyDockerCluster { inner })
+    #[pyo3(signature = (host=None, engine=None))]
+    fn new(py: Python<'_>, host: Option<String>, engine: Option<String>) -> PyResult<Self> {
+        let connected = crate::runtime::block_on(py, None, None, None, connect(host, engine))?;
+        Ok(PyDockerCluster {
+            inner: connected.cluster,
+            backend: connected.backend.to_string(),
+            reason: connected.reason,
+            host: connected.host,
+        })
+    }
+
+    /// The backend in use: `"swarm"` or `"docker"`.
+    #[getter]
+    fn backend(&self) -> &str {
+        &self.backend
+    }
+
+    /// Why that backend (`"ATQ_ENGINE=docker"`, `"chosen by the engine: it is a swarm manager"`).
+    #[getter]
+    fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The engine's address.
+    #[getter]
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn __repr__(&self) -> String {
+        format!("DockerCluster(host={:?}, backend={:?})", self.host, self.backend)
     }
 }
 
-/// Connects to a Docker engine (and checks it is a swarm manager).
-async fn connect(host: Option<String>) -> atq_core::Result<Arc<dyn Cluster>> {
-    let cluster = match host {
-        Some(host) => SwarmCluster::connect_with(&host).await?,
-        None => SwarmCluster::connect().await?,
+/// Connects with the backend `engine` names, or `ATQ_ENGINE`, or the one that fits the engine.
+async fn connect(host: Option<String>, engine: Option<String>) -> atq_core::Result<Connected> {
+    let choice = match engine {
+        Some(name) => name.parse::<EngineChoice>()?,
+        None => EngineChoice::from_env()?,
     };
-    Ok(Arc::new(cluster))
+    select::connect(choice, host.as_deref()).await
 }

@@ -6,17 +6,17 @@
 //!
 //! ## Layout
 //! The modules mirror the core's:
-//! - [`task`] and [`service`]: `Task`, `WaitCommand`, `Service`, `HealthCheck`, `Resources`, `Shard`.
-//! - [`cluster`]: `FakeCluster` (in memory) and `DockerCluster`.
-//! - [`director`]: `Director` (deploy, run, list, inspect, logs, teardown, prune, data).
-//! - [`deployment`]: `Deployment` (context manager) and `Outcome`.
-//! - [`run`]: `RunReport` (what `Director.run` did, the exit-code rule) and the run options.
-//! - [`results`]: `Results` (results files read, merged and judged; summary dicts, `passed`).
-//! - [`error`]: the exception classes and the one mapping from the core's `Error`.
-//! - [`journal`]: what a `Director` deployed (so a fixture removes only its own) and captured.
-//! - [`runtime`]: the global tokio runtime; a call's events and result, waited for with the
+//! - [`task`] and `service`: `Task`, `WaitCommand`, `Service`, `HealthCheck`, `Resources`, `Shard`.
+//! - `cluster`: `FakeCluster` (in memory) and `DockerCluster`.
+//! - `director`: `Director` (deploy, run, list, inspect, logs, teardown, prune, data).
+//! - `deployment`: `Deployment` (context manager) and `Outcome`.
+//! - `run`: `RunReport` (what `Director.run` did, the exit-code rule) and the run options.
+//! - `results`: `Results` (results files read, merged and judged; summary dicts, `passed`).
+//! - `error`: the exception classes and the one mapping from the core's `Error`.
+//! - `journal`: what a `Director` deployed (so a fixture removes only its own) and captured.
+//! - `runtime`: the global tokio runtime; a call's events and result, waited for with the
 //!   GIL released; Ctrl-C handed to the core's interrupt; the asyncio bridge.
-//! - [`convert`]: JSON-shaped values and seconds.
+//! - `convert`: JSON-shaped values and seconds.
 //!
 //! At exit the module waits (at most [`EXIT_WAIT`]) for the cleanups still running on atq's
 //! cleanup thread — of dropped deployments, of a cleanup a second Ctrl-C stopped waiting for.

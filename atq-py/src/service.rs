@@ -24,7 +24,7 @@ impl PyService {
     /// A service running `image` (which must exist on the engine's nodes).
     #[new]
     #[pyo3(signature = (image, *, replicas=1, env=None, args=None, command=None, tty=false, alias=None, data=None,
-                        health_check=None, resources=None, constraints=None, labels=None, shards=None))]
+                        health_check=None, resources=None, constraints=None, labels=None, shards=None, stop_grace_period=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         image: String,
@@ -40,6 +40,7 @@ impl PyService {
         constraints: Option<Vec<String>>,
         labels: Option<BTreeMap<String, String>>,
         shards: Option<Vec<PyRef<'_, PyShard>>>,
+        stop_grace_period: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut s = Service::new(image).replicas(count("replicas", replicas)?).tty(tty);
         if let Some(env) = env {
@@ -77,7 +78,16 @@ impl PyService {
         for shard in shards.unwrap_or_default() {
             s = s.shard(shard.inner.clone());
         }
+        if let Some(grace) = opt_seconds("stop_grace_period", stop_grace_period)? {
+            s = s.stop_grace_period(grace);
+        }
         Ok(PyService { inner: s })
+    }
+
+    /// Seconds each replica has to stop after SIGTERM at teardown (default 1).
+    #[getter]
+    fn stop_grace_period(&self) -> f64 {
+        self.inner.stop_grace_period.as_secs_f64()
     }
 
     /// The image reference.

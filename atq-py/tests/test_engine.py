@@ -1,4 +1,5 @@
-"""On a real Docker swarm engine (skipped when none is reachable, unless ATQ_REQUIRE_ENGINE=1).
+"""On a real Docker engine, once per backend (swarm, docker; skipped when none is reachable, unless
+ATQ_REQUIRE_ENGINE=1).
 
 Needs the image atq-test/busybox:latest (FROM scratch + busybox-static; tests/images/build.sh).
 """
@@ -230,3 +231,9 @@ def test_keep_on_failure_in_pytest_keeps_the_failed_tests_task_and_reports_its_l
         assert f"{kept}: `atq logs {kept}`, `atq down {kept}` removes it" in out
     finally:
         atq_director.teardown(kept)
+
+
+def test_the_cluster_says_which_backend_and_why(atq_docker_cluster):
+    assert atq_docker_cluster.backend in ("swarm", "docker")
+    assert atq_docker_cluster.reason == f"ATQ_ENGINE={atq_docker_cluster.backend}"
+    assert atq_docker_cluster.backend in repr(atq_docker_cluster)

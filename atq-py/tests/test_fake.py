@@ -494,3 +494,14 @@ def test_the_wait_command_passes_on_exit_0_with_the_trimmed_output_equal(atq_fak
     with pytest.raises(atq.ProbeTimeout):
         atq_fake_director.deploy(probe_task(expected="ready"))
     assert atq_fake_cluster.is_empty()
+
+
+def test_an_unknown_engine_name_is_refused_before_connecting():
+    with pytest.raises(atq.AtqError, match=r'ATQ_ENGINE="kubernetes" is not valid'):
+        atq.DockerCluster(host="unix:///nonexistent.sock", engine="kubernetes")
+
+
+def test_a_stop_grace_period_per_role():
+    s = atq.Service("img", stop_grace_period=datetime.timedelta(seconds=2.5))
+    assert s.stop_grace_period == 2.5
+    assert atq.Service("img").stop_grace_period == 1.0

@@ -1,9 +1,13 @@
-//! Helpers for atq's integration tests against a real Docker engine in swarm mode.
+//! Helpers for atq's integration tests against a real Docker engine, on both backends.
 //!
-//! The engine must be reachable (`DOCKER_HOST` or the local socket) and a swarm manager;
-//! `.ci/prepare-engine.sh` makes it so. The test images are built on first use by
-//! `tests/images/build.sh` (idempotent). When the engine is unreachable, tests **fail** with
-//! the reason: they never pass silently.
+//! The engine must be reachable (`DOCKER_HOST` or the local socket) and a swarm manager (the
+//! plain backend runs on it too, chosen explicitly); `scripts/prepare-engine.sh` makes it so.
+//! The test images are built on first use by `tests/images/build.sh` (idempotent). When the
+//! engine is unreachable, tests **fail** with the reason: they never pass silently.
+//!
+//! A test that makes sense on both backends is written once, as `async fn name(backend:
+//! Backend)`, and [`on_both!`] stamps a test per backend from it: `name::swarm` and
+//! `name::docker` (`cargo test -p atq-tests -- ::docker` runs the plain backend's).
 //!
 //! Every test names its objects with [`unique`] and labels them with its [`Scope`]'s label;
 //! the scope removes everything carrying that label when it is dropped, so a failing test
@@ -22,9 +26,42 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+pub use atq_core::cluster::Backend;
 use atq_core::cluster::{Cluster, LabelSelector, LogLine, Replica, ResourceKind};
-use atq_core::{Director, Event, SwarmCluster};
+use atq_core::{Director, DockerCluster, Event, SwarmCluster};
 use futures_util::StreamExt;
+
+/// Stamps one test per backend from `async fn $name(backend: Backend)`: `$name::swarm` and
+/// `$name::docker`. `on_both!(name, multi_thread)` runs them on a two-thread runtime.
+#[macro_export]
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn swarm() {
+                super::$name($crate::Backend::Swarm).await
+            }
+            #[tokio::test]
+            async fn docker() {
+                super::$name($crate::Backend::Docker).await
+            }
+        }
+    };
+    ($name:ident, multi_thread) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn swarm() {
+                super::$name($crate::Backend::Swarm).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn docker() {
+                super::$name($crate::Backend::Docker).await
+            }
+        }
+    };
+}
 
 /// The busybox test image (`tests/images/build.sh`).
 pub const BUSYBOX: &str = "atq-test/busybox:latest";
@@ -36,15 +73,33 @@ pub const TEST_LABEL: &str = "io.atq.test";
 /// SIGTERM unless it traps it, and the engine would wait its 10 s grace period).
 pub const RUN_UNTIL_STOPPED: &str = "trap 'exit 0' TERM; while :; do sleep 0.2; done";
 
-/// Connects to the engine, failing the test with the reason and the fix when it cannot.
-pub async fn cluster() -> SwarmCluster {
+/// The swarm backend on the engine, failing the test with the reason and the fix when it cannot.
+pub async fn swarm() -> SwarmCluster {
     ensure_images();
     match SwarmCluster::connect().await {
         Ok(cluster) => cluster,
         Err(e) => panic!(
             "the integration tests need a Docker engine in swarm mode: {e}\n\
-             Run `.ci/prepare-engine.sh` (it starts dockerd, inits the swarm and builds the test images)."
+             Run `scripts/prepare-engine.sh` (it starts dockerd, inits the swarm and builds the test images)."
         ),
+    }
+}
+
+/// The plain backend on the engine, failing the test with the reason when it cannot.
+pub async fn plain() -> DockerCluster {
+    ensure_images();
+    match DockerCluster::connect().await {
+        Ok(cluster) => cluster,
+        Err(e) => panic!("the integration tests need a Docker engine: {e}"),
+    }
+}
+
+/// `backend` on the engine (see [`swarm`] and [`plain`]).
+pub async fn cluster(backend: Backend) -> Arc<dyn Cluster> {
+    match backend {
+        Backend::Swarm => Arc::new(swarm().await),
+        Backend::Docker => Arc::new(plain().await),
+        Backend::Fake => panic!("the integration tests run on a real engine"),
     }
 }
 
@@ -74,7 +129,9 @@ pub fn unique(what: &str) -> String {
 /// One test's objects: labels them, and removes all of them when dropped.
 pub struct Scope {
     /// The cluster the objects live on.
-    pub cluster: SwarmCluster,
+    pub cluster: Arc<dyn Cluster>,
+    /// Which backend it is.
+    pub backend: Backend,
     /// The value of the scope's label ([`TEST_LABEL`], or `io.atq.task`) on its objects.
     pub id: String,
     /// The label key that marks this scope's objects.
@@ -83,20 +140,25 @@ pub struct Scope {
 
 impl Scope {
     /// A new scope named after the test.
-    pub async fn new(test: &str) -> Scope {
-        Scope { cluster: cluster().await, id: unique(test), key: TEST_LABEL }
+    pub async fn new(backend: Backend, test: &str) -> Scope {
+        Scope { cluster: cluster(backend).await, backend, id: unique(test), key: TEST_LABEL }
     }
 
     /// The scope of an atq task: every object whose `io.atq.task` label is `task`.
-    pub async fn for_task(task: &str) -> Scope {
-        Scope { cluster: cluster().await, id: task.to_string(), key: atq_core::labels::TASK }
+    pub async fn for_task(backend: Backend, task: &str) -> Scope {
+        Scope { cluster: cluster(backend).await, backend, id: task.to_string(), key: atq_core::labels::TASK }
+    }
+
+    /// A director on this scope's cluster.
+    pub fn director(&self) -> Director {
+        Director::from_arc(self.cluster.clone())
     }
 
     /// The scope of a data bundle: its configs (labelled `io.atq.bundle=<id>`). Declare it
     /// before the scopes of the tasks that mount it, so they are dropped (and their services
     /// removed, releasing the configs) first.
-    pub async fn for_bundle(id: &str) -> Scope {
-        Scope { cluster: cluster().await, id: id.to_string(), key: atq_core::labels::BUNDLE }
+    pub async fn for_bundle(backend: Backend, id: &str) -> Scope {
+        Scope { cluster: cluster(backend).await, backend, id: id.to_string(), key: atq_core::labels::BUNDLE }
     }
 
     /// The labels every object of this scope carries.
@@ -125,7 +187,8 @@ impl Scope {
         containers_labelled(self.key, &self.id)
     }
 
-    /// Asserts that the engine holds no service, network, config or container of this scope.
+    /// Asserts that the engine holds no service, network, config, container or volume of this
+    /// scope (looking through the backend, and past it with the docker CLI).
     pub async fn assert_nothing_left(&self) {
         for kind in [ResourceKind::Service, ResourceKind::Network, ResourceKind::Config] {
             let left = self.leftovers(kind).await;
@@ -133,6 +196,11 @@ impl Scope {
         }
         let left = self.leftover_containers();
         assert!(left.is_empty(), "containers of {}={} left: {left:?}", self.key, self.id);
+        let filter = format!("label={}={}", self.key, self.id);
+        let networks = docker(&["network", "ls", "-q", "--filter", &filter]);
+        assert!(networks.trim().is_empty(), "networks of {}={} left: {networks}", self.key, self.id);
+        let volumes = docker(&["volume", "ls", "-q", "--filter", &filter]);
+        assert!(volumes.trim().is_empty(), "volumes of {}={} left: {volumes}", self.key, self.id);
     }
 }
 
@@ -154,7 +222,7 @@ impl Drop for Scope {
 }
 
 /// Removes what `selector` matches: services first (they hold the networks and configs).
-async fn cleanup(cluster: &SwarmCluster, selector: &LabelSelector) -> Result<(), atq_core::Error> {
+async fn cleanup(cluster: &Arc<dyn Cluster>, selector: &LabelSelector) -> Result<(), atq_core::Error> {
     let gone = |r: Result<(), atq_core::Error>| match r {
         Err(e) if e.is_not_found() => Ok(()),
         other => other,
@@ -174,7 +242,7 @@ async fn cleanup(cluster: &SwarmCluster, selector: &LabelSelector) -> Result<(),
 /// Polls the service's replicas every 100 ms until `done` holds for them, and returns them;
 /// panics with the last view after `timeout`.
 pub async fn wait_replicas(
-    cluster: &SwarmCluster,
+    cluster: &dyn Cluster,
     service: &str,
     network: &str,
     timeout: Duration,
@@ -204,7 +272,7 @@ pub fn all_terminal(n: usize) -> impl Fn(&[Replica]) -> bool {
 }
 
 /// The whole log of a service, read until its end.
-pub async fn logs(cluster: &SwarmCluster, service: &str) -> Vec<LogLine> {
+pub async fn logs(cluster: &dyn Cluster, service: &str) -> Vec<LogLine> {
     let stream = cluster.logs(service, &atq_core::cluster::LogOptions::all()).await.expect("read logs");
     stream.map(|l| l.expect("log line")).collect().await
 }
@@ -212,7 +280,7 @@ pub async fn logs(cluster: &SwarmCluster, service: &str) -> Vec<LogLine> {
 /// Reads logs until `done` holds for them (the engine's log broker can lag behind a task's
 /// exit by a moment); panics with what it got after `timeout`.
 pub async fn logs_until(
-    cluster: &SwarmCluster,
+    cluster: &dyn Cluster,
     service: &str,
     timeout: Duration,
     done: impl Fn(&[LogLine]) -> bool,

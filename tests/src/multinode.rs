@@ -13,10 +13,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use atq_core::cluster::ResourceKind;
+use atq_core::cluster::{Backend, ResourceKind};
 use atq_core::SwarmCluster;
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -148,12 +148,22 @@ impl Swarm {
 
     /// The scope of an atq task on this swarm: its objects are removed when it is dropped.
     pub async fn scope_for_task(&self, task: &str) -> Scope {
-        Scope { cluster: self.cluster().await, id: task.to_string(), key: atq_core::labels::TASK }
+        Scope {
+            cluster: Arc::new(self.cluster().await),
+            backend: Backend::Swarm,
+            id: task.to_string(),
+            key: atq_core::labels::TASK,
+        }
     }
 
     /// The scope of a data bundle on this swarm (declare it before the tasks' scopes).
     pub async fn scope_for_bundle(&self, id: &str) -> Scope {
-        Scope { cluster: self.cluster().await, id: id.to_string(), key: atq_core::labels::BUNDLE }
+        Scope {
+            cluster: Arc::new(self.cluster().await),
+            backend: Backend::Swarm,
+            id: id.to_string(),
+            key: atq_core::labels::BUNDLE,
+        }
     }
 
     /// The engine address of the node with this hostname.

@@ -1,4 +1,4 @@
-//! Data bundles on the real engine: pushed as swarm configs, mounted under `/atq/data` in the
+//! Data bundles on the real engine: pushed as configs (swarm configs, or a plain engine's labelled volumes), mounted under `/atq/data` in the
 //! master and the workers, and kept while a task uses them.
 
 use std::time::Duration;
@@ -16,8 +16,7 @@ fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[tokio::test]
-async fn a_bundle_reaches_master_and_workers_at_its_relative_paths_and_is_kept_while_in_use() {
+async fn a_bundle_reaches_master_and_workers_at_its_relative_paths_and_is_kept_while_in_use(backend: Backend) {
     // Content unique to this run, so its content-derived id is too.
     let plan = format!("<jmeterTestPlan run=\"{}\">\n  <hashTree/>\n</jmeterTestPlan>\n", unique("plan"));
     let dir = tempfile::tempdir().unwrap();
@@ -27,12 +26,12 @@ async fn a_bundle_reaches_master_and_workers_at_its_relative_paths_and_is_kept_w
     let bundle = DataBundle::from_dir(dir.path()).unwrap();
     let want = sha256_hex(plan.as_bytes());
 
-    let cluster = cluster().await;
-    let id = bundle.push(&cluster).await.unwrap();
+    let cluster = cluster(backend).await;
+    let id = bundle.push(&*cluster).await.unwrap();
     // Declared before the task's scope, so dropped after it: services go before their configs.
-    let bundle_scope = Scope::for_bundle(&id).await;
+    let bundle_scope = Scope::for_bundle(backend, &id).await;
     let name = unique("data");
-    let scope = Scope::for_task(&name).await;
+    let scope = Scope::for_task(backend, &name).await;
 
     let worker = Service::new(BUSYBOX)
         .replicas(2)
@@ -44,7 +43,7 @@ async fn a_bundle_reaches_master_and_workers_at_its_relative_paths_and_is_kept_w
         .command(["sh", "-c"])
         .args([format!("sha256sum /atq/data/{NESTED}; cat /atq/data/users.csv")]);
     let task = Task::builder(&name).workers(worker).master(master).build().unwrap();
-    let director = Director::new(cluster.clone());
+    let director = Director::from_arc(cluster.clone());
     let deployment = director.deploy(&task).await.unwrap();
 
     let outcome = deployment.wait(Some(Duration::from_secs(30))).await.unwrap();
@@ -62,27 +61,28 @@ async fn a_bundle_reaches_master_and_workers_at_its_relative_paths_and_is_kept_w
     eventually(&format!("both workers print {line}"), Duration::from_secs(15), worker_logs).await;
 
     // In use: refused, naming the services, and nothing removed.
-    match remove_bundle(&cluster, &id).await {
+    match remove_bundle(&*cluster, &id).await {
         Err(Error::Data(DataError::InUse { services, .. })) => {
             assert_eq!(services, [task.master_service_name(), task.worker_service_name()]);
         }
         other => panic!("removing a bundle in use: {other:?}"),
     }
-    let stored = list_bundles(&cluster).await.unwrap();
+    let stored = list_bundles(&*cluster).await.unwrap();
     let info = stored.iter().find(|b| b.id == id).unwrap_or_else(|| panic!("{id} not listed: {stored:#?}"));
     assert_eq!((info.files, info.is_complete()), (2, true), "{info:#?}");
 
     deployment.teardown().await.unwrap();
     scope.assert_nothing_left().await;
-    remove_bundle(&cluster, &id).await.unwrap();
-    assert!(list_bundles(&cluster).await.unwrap().iter().all(|b| b.id != id));
+    remove_bundle(&*cluster, &id).await.unwrap();
+    assert!(list_bundles(&*cluster).await.unwrap().iter().all(|b| b.id != id));
     bundle_scope.assert_nothing_left().await;
 }
 
+on_both!(a_bundle_reaches_master_and_workers_at_its_relative_paths_and_is_kept_while_in_use);
+
 /// A pushed `run.sh` that is executable in its directory runs in the containers (mode 0555);
 /// the data file beside it stays 0444.
-#[tokio::test]
-async fn an_executable_script_in_a_bundle_runs_in_the_master() {
+async fn an_executable_script_in_a_bundle_runs_in_the_master(backend: Backend) {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let script =
@@ -93,11 +93,11 @@ async fn an_executable_script_in_a_bundle_runs_in_the_master() {
     let bundle = DataBundle::from_dir(dir.path()).unwrap();
     assert!(bundle.is_executable("run.sh"));
 
-    let cluster = cluster().await;
-    let id = bundle.push(&cluster).await.unwrap();
-    let bundle_scope = Scope::for_bundle(&id).await;
+    let cluster = cluster(backend).await;
+    let id = bundle.push(&*cluster).await.unwrap();
+    let bundle_scope = Scope::for_bundle(backend, &id).await;
     let name = unique("hardening-exec");
-    let scope = Scope::for_task(&name).await;
+    let scope = Scope::for_task(backend, &name).await;
     let master = Service::new(BUSYBOX)
         .data(&id)
         .command(["sh", "-c"])
@@ -121,6 +121,8 @@ async fn an_executable_script_in_a_bundle_runs_in_the_master() {
     );
     deployment.teardown().await.unwrap();
     scope.assert_nothing_left().await;
-    remove_bundle(&cluster, &id).await.unwrap();
+    remove_bundle(&*cluster, &id).await.unwrap();
     bundle_scope.assert_nothing_left().await;
 }
+
+on_both!(an_executable_script_in_a_bundle_runs_in_the_master);

@@ -1,11 +1,11 @@
-//! The Director driving `SwarmCluster`: whole tasks on the real engine.
+//! The Director on the real engine: whole tasks, on both backends.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use atq_core::cluster::ReplicaState;
-use atq_core::{Director, Error, Event, Service, Task, TaskState, WaitCommand};
+use atq_core::{Error, Event, Service, Task, TaskState, WaitCommand};
 use atq_tests::*;
 
 /// A worker: listens on TCP 7000 until stopped (and exits at once on SIGTERM). Debian's
@@ -27,10 +27,9 @@ async fn assert_nothing_left(scope: &Scope) {
     scope.assert_nothing_left().await;
 }
 
-#[tokio::test]
-async fn the_master_gets_three_distinct_worker_addresses_and_reaches_each() {
+async fn the_master_gets_three_distinct_worker_addresses_and_reaches_each(backend: Backend) {
     let name = unique("d3");
-    let scope = Scope::for_task(&name).await;
+    let scope = Scope::for_task(backend, &name).await;
     let script = r#"
         set -e
         echo "workers: $WORKER_CSV_VIPS"
@@ -42,7 +41,7 @@ async fn the_master_gets_three_distinct_worker_addresses_and_reaches_each() {
         done
     "#;
     let task = Task::builder(&name).workers(listening_worker(3)).master(master(script)).build().unwrap();
-    let director = Director::new(scope.cluster.clone());
+    let director = scope.director();
     let deployment = director.deploy(&task).await.unwrap();
     let workers: BTreeSet<IpAddr> = deployment.workers().iter().copied().collect();
     assert_eq!(workers.len(), 3, "{:?}", deployment.workers());
@@ -57,16 +56,15 @@ async fn the_master_gets_three_distinct_worker_addresses_and_reaches_each() {
     assert_nothing_left(&scope).await;
 }
 
-#[tokio::test]
-async fn a_non_zero_master_exit_code_is_the_outcome() {
+async fn a_non_zero_master_exit_code_is_the_outcome(backend: Backend) {
     let name = unique("d7");
-    let scope = Scope::for_task(&name).await;
+    let scope = Scope::for_task(backend, &name).await;
     let task = Task::builder(&name)
         .workers(listening_worker(1))
         .master(master("echo done; echo bad news >&2; exit 7"))
         .build()
         .unwrap();
-    let director = Director::new(scope.cluster.clone());
+    let director = scope.director();
     let outcome = director.run(&task).await.unwrap();
     assert_eq!((outcome.exit_code, outcome.state), (7, ReplicaState::Failed), "{outcome:#?}");
     assert!(!outcome.succeeded());
@@ -75,16 +73,15 @@ async fn a_non_zero_master_exit_code_is_the_outcome() {
     assert_nothing_left(&scope).await;
 }
 
-#[tokio::test]
-async fn a_missing_worker_image_fails_fast_naming_it_and_leaves_nothing() {
+async fn a_missing_worker_image_fails_fast_naming_it_and_leaves_nothing(backend: Backend) {
     let name = unique("dmiss");
-    let scope = Scope::for_task(&name).await;
+    let scope = Scope::for_task(backend, &name).await;
     let task = Task::builder(&name)
         .workers(Service::new("atq-test/no-such-worker:1").replicas(2))
         .master(master("exit 0"))
         .build()
         .unwrap();
-    let director = Director::new(scope.cluster.clone());
+    let director = scope.director();
     let (result, took) = timed(director.deploy(&task)).await;
     let err = result.expect_err("the deploy must fail");
     assert!(err.to_string().contains("atq-test/no-such-worker:1"), "{err}");
@@ -98,10 +95,9 @@ async fn a_missing_worker_image_fails_fast_naming_it_and_leaves_nothing() {
 const ALL_WORKERS_LISTEN: &str =
     "for ip in $(echo $WORKER_CSV_VIPS | tr , ' '); do nc -w1 $ip 8080 </dev/null || exit 1; done; echo ready";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wait_command_gates_the_master_until_slow_workers_listen() {
+async fn a_wait_command_gates_the_master_until_slow_workers_listen(backend: Backend) {
     let name = unique("dprobe");
-    let scope = Scope::for_task(&name).await;
+    let scope = Scope::for_task(backend, &name).await;
     // Workers run at once but listen only after 3 s: "running" is not "ready".
     let slow_worker = Service::new(BUSYBOX)
         .replicas(2)
@@ -120,7 +116,7 @@ async fn a_wait_command_gates_the_master_until_slow_workers_listen() {
         .wait_command(WaitCommand::new(ALL_WORKERS_LISTEN).expect("ready").timeout(Duration::from_secs(30)))
         .build()
         .unwrap();
-    let director = Director::new(scope.cluster.clone());
+    let director = scope.director();
     let log = EventLog::record(&director);
     let deployment = director.deploy(&task).await.unwrap();
     let outcome = deployment.wait(Some(Duration::from_secs(30))).await.unwrap();
@@ -146,17 +142,16 @@ async fn a_wait_command_gates_the_master_until_slow_workers_listen() {
     assert_nothing_left(&scope).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_delay_passes_between_workers_ready_and_the_master_created() {
+async fn the_delay_passes_between_workers_ready_and_the_master_created(backend: Backend) {
     let name = unique("ddelay");
-    let scope = Scope::for_task(&name).await;
+    let scope = Scope::for_task(backend, &name).await;
     let task = Task::builder(&name)
         .workers(listening_worker(1))
         .master(master("exit 0"))
         .delay(Duration::from_secs(2))
         .build()
         .unwrap();
-    let director = Director::new(scope.cluster.clone());
+    let director = scope.director();
     let log = EventLog::record(&director);
     let deployment = director.deploy(&task).await.unwrap();
     let ready = log.when(&name, |e| matches!(e, Event::WorkersReady { .. }));
@@ -168,12 +163,11 @@ async fn the_delay_passes_between_workers_ready_and_the_master_created() {
     assert_nothing_left(&scope).await;
 }
 
-#[tokio::test]
-async fn teardown_of_a_running_task_returns_only_when_its_containers_are_gone() {
+async fn teardown_of_a_running_task_returns_only_when_its_containers_are_gone(backend: Backend) {
     let name = unique("dtear");
-    let scope = Scope::for_task(&name).await;
+    let scope = Scope::for_task(backend, &name).await;
     let task = Task::builder(&name).workers(listening_worker(2)).master(master(RUN_UNTIL_STOPPED)).build().unwrap();
-    let director = Director::new(scope.cluster.clone());
+    let director = scope.director();
     let deployment = director.deploy(&task).await.unwrap();
     // Worker and master containers run; no settling, no sleep: teardown itself must wait.
     assert_eq!(scope.leftover_containers().len(), 3, "{:?}", scope.leftover_containers());
@@ -181,29 +175,21 @@ async fn teardown_of_a_running_task_returns_only_when_its_containers_are_gone() 
     assert_nothing_left(&scope).await;
 }
 
-#[tokio::test]
-async fn a_worker_killed_while_the_master_runs_is_named_in_the_outcome() {
+async fn a_worker_killed_while_the_master_runs_is_named_in_the_outcome(backend: Backend) {
     let name = unique("dkill");
-    let scope = Scope::for_task(&name).await;
+    let scope = Scope::for_task(backend, &name).await;
     let task = Task::builder(&name)
         .workers(listening_worker(2))
         .master(master("trap 'exit 0' TERM; sleep 3 & wait; echo master done"))
         .build()
         .unwrap();
-    let director = Director::new(scope.cluster.clone());
+    let director = scope.director();
     let deployment = director.deploy(&task).await.unwrap();
-    // Containers of a service replica are named `<service>.<slot>.<task id>`.
+    // Kill worker 2's container behind the engine's back (it runs on this node).
     let service = task.worker_service_name();
-    let prefix = format!("{service}.2.");
-    let containers = docker(&[
-        "ps",
-        "--filter",
-        &format!("label=com.docker.swarm.service.name={service}"),
-        "--format",
-        "{{.Names}}",
-    ]);
-    let victim = containers.lines().find(|c| c.starts_with(&prefix)).unwrap_or_else(|| panic!("{containers}"));
-    docker(&["kill", victim]);
+    let replicas = scope.cluster.replicas(&service, &task.network_name()).await.unwrap();
+    let victim = replicas.iter().find(|r| r.slot == 2).and_then(|r| r.container_id.clone());
+    docker(&["kill", &victim.unwrap_or_else(|| panic!("no container for slot 2: {replicas:#?}"))]);
     let outcome = deployment.wait(Some(Duration::from_secs(30))).await.unwrap();
     assert_eq!(outcome.exit_code, 0, "{outcome:#?}");
     assert!(!outcome.succeeded(), "a worker died: {outcome:#?}");
@@ -214,16 +200,15 @@ async fn a_worker_killed_while_the_master_runs_is_named_in_the_outcome() {
     assert_nothing_left(&scope).await;
 }
 
-#[tokio::test]
-async fn list_and_inspect_show_a_running_task_with_its_workers_then_its_exit_code() {
+async fn list_and_inspect_show_a_running_task_with_its_workers_then_its_exit_code(backend: Backend) {
     let name = unique("dlist");
-    let scope = Scope::for_task(&name).await;
+    let scope = Scope::for_task(backend, &name).await;
     let task = Task::builder(&name)
         .workers(listening_worker(2))
         .master(master("trap 'exit 0' TERM; sleep 2 & wait; exit 3"))
         .build()
         .unwrap();
-    let director = Director::new(scope.cluster.clone());
+    let director = scope.director();
     let deployment = director.deploy(&task).await.unwrap();
 
     let info = director.inspect(&name).await.unwrap();
@@ -247,10 +232,9 @@ async fn list_and_inspect_show_a_running_task_with_its_workers_then_its_exit_cod
     assert_nothing_left(&scope).await;
 }
 
-#[tokio::test]
-async fn the_masters_artifacts_are_copied_out_before_teardown() {
+async fn the_masters_artifacts_are_copied_out_before_teardown(backend: Backend) {
     let name = unique("dart");
-    let scope = Scope::for_task(&name).await;
+    let scope = Scope::for_task(backend, &name).await;
     let script = r#"
         set -e
         mkdir -p "$ATQ_RESULTS_DIR/sub"
@@ -263,7 +247,7 @@ async fn the_masters_artifacts_are_copied_out_before_teardown() {
         .artifacts("/atq/results")
         .build()
         .unwrap();
-    let director = Director::new(scope.cluster.clone());
+    let director = scope.director();
     let deployment = director.deploy(&task).await.unwrap();
     let outcome = deployment.wait(Some(Duration::from_secs(60))).await.unwrap();
     assert_eq!(outcome.exit_code, 0, "{outcome:#?}");
@@ -278,17 +262,16 @@ async fn the_masters_artifacts_are_copied_out_before_teardown() {
     assert_nothing_left(&scope).await;
 }
 
-#[tokio::test]
-async fn a_master_that_wrote_no_artifacts_is_artifacts_not_found() {
+async fn a_master_that_wrote_no_artifacts_is_artifacts_not_found(backend: Backend) {
     let name = unique("dnoart");
-    let scope = Scope::for_task(&name).await;
+    let scope = Scope::for_task(backend, &name).await;
     let task = Task::builder(&name)
         .workers(listening_worker(1))
         .master(master("exit 0"))
         .artifacts("/atq/results")
         .build()
         .unwrap();
-    let director = Director::new(scope.cluster.clone());
+    let director = scope.director();
     let deployment = director.deploy(&task).await.unwrap();
     deployment.wait(Some(Duration::from_secs(60))).await.unwrap();
     let err = deployment.save_artifacts(&std::env::temp_dir().join(&name)).await.unwrap_err();
@@ -297,3 +280,37 @@ async fn a_master_that_wrote_no_artifacts_is_artifacts_not_found() {
     director.settled().await;
     assert_nothing_left(&scope).await;
 }
+
+on_both!(the_master_gets_three_distinct_worker_addresses_and_reaches_each);
+on_both!(a_non_zero_master_exit_code_is_the_outcome);
+on_both!(a_missing_worker_image_fails_fast_naming_it_and_leaves_nothing);
+on_both!(a_wait_command_gates_the_master_until_slow_workers_listen, multi_thread);
+on_both!(the_delay_passes_between_workers_ready_and_the_master_created, multi_thread);
+on_both!(teardown_of_a_running_task_returns_only_when_its_containers_are_gone);
+on_both!(a_worker_killed_while_the_master_runs_is_named_in_the_outcome);
+on_both!(list_and_inspect_show_a_running_task_with_its_workers_then_its_exit_code);
+on_both!(the_masters_artifacts_are_copied_out_before_teardown);
+on_both!(a_master_that_wrote_no_artifacts_is_artifacts_not_found);
+
+/// A worker that ignores SIGTERM (a bare `sleep` as PID 1 does) is killed after its role's stop
+/// grace period, not the engine's 10 s: teardown takes about the grace period, concurrently for
+/// every replica.
+async fn teardown_gives_a_replica_that_ignores_sigterm_its_stop_grace_period(backend: Backend) {
+    let name = unique("dgrace");
+    let scope = Scope::for_task(backend, &name).await;
+    let stubborn = Service::new(BUSYBOX)
+        .replicas(3)
+        .command(["sh", "-c"])
+        .args(["trap '' TERM; while :; do sleep 0.2; done"])
+        .stop_grace_period(Duration::from_secs(2));
+    let task = Task::builder(&name).workers(stubborn).master(master(RUN_UNTIL_STOPPED)).build().unwrap();
+    let director = scope.director();
+    let deployment = director.deploy(&task).await.unwrap();
+    let (torn_down, took) = timed(deployment.teardown()).await;
+    torn_down.unwrap();
+    assert!(took >= Duration::from_secs(2), "the workers were killed before their grace period: {took:?}");
+    assert!(took < Duration::from_secs(7), "teardown took {took:?}: not the 2 s grace period, or not concurrent");
+    assert_nothing_left(&scope).await;
+}
+
+on_both!(teardown_gives_a_replica_that_ignores_sigterm_its_stop_grace_period);

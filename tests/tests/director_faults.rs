@@ -11,7 +11,7 @@ use atq_core::cluster::{
     ServiceSpec,
 };
 use atq_core::labels::{self, Role};
-use atq_core::{Director, Error, Event, Service, SwarmCluster, Task};
+use atq_core::{Director, Error, Event, Service, Task};
 use atq_tests::*;
 
 /// A worker that runs until stopped.
@@ -43,7 +43,7 @@ enum Fault {
 
 /// The real engine, with one kind of call failing.
 struct Faulty {
-    engine: SwarmCluster,
+    engine: std::sync::Arc<dyn Cluster>,
     fault: Fault,
 }
 
@@ -110,9 +110,9 @@ impl Cluster for Faulty {
 
 /// Deploys a task of two workers on an engine with `fault`, expects the injected failure, and
 /// checks the engine holds nothing of the task afterwards.
-async fn deploy_fails_and_leaves_nothing(what: &str, fault: Fault) {
+async fn deploy_fails_and_leaves_nothing(backend: Backend, what: &str, fault: Fault) {
     let name = unique(what);
-    let scope = Scope::for_task(&name).await;
+    let scope = Scope::for_task(backend, &name).await;
     let task = Task::builder(&name).workers(idle_worker(2)).master(master("exit 0")).build().unwrap();
     let director = Director::new(Faulty { engine: scope.cluster.clone(), fault });
     let log = EventLog::record(&director);
@@ -129,27 +129,23 @@ async fn deploy_fails_and_leaves_nothing(what: &str, fault: Fault) {
     scope.assert_nothing_left().await;
 }
 
-#[tokio::test]
-async fn a_failure_creating_the_master_rolls_back_the_network_workers_and_worker_list() {
-    deploy_fails_and_leaves_nothing("fmaster", Fault::CreateService("_master", When::Before)).await;
+async fn a_failure_creating_the_master_rolls_back_the_network_workers_and_worker_list(backend: Backend) {
+    deploy_fails_and_leaves_nothing(backend, "fmaster", Fault::CreateService("_master", When::Before)).await;
 }
 
-#[tokio::test]
-async fn a_master_created_on_the_engine_whose_answer_was_lost_is_rolled_back_too() {
-    deploy_fails_and_leaves_nothing("fmlost", Fault::CreateService("_master", When::After)).await;
+async fn a_master_created_on_the_engine_whose_answer_was_lost_is_rolled_back_too(backend: Backend) {
+    deploy_fails_and_leaves_nothing(backend, "fmlost", Fault::CreateService("_master", When::After)).await;
 }
 
-#[tokio::test]
-async fn a_worker_list_config_created_whose_answer_was_lost_is_rolled_back_too() {
-    deploy_fails_and_leaves_nothing("fclost", Fault::CreateConfig(When::After)).await;
+async fn a_worker_list_config_created_whose_answer_was_lost_is_rolled_back_too(backend: Backend) {
+    deploy_fails_and_leaves_nothing(backend, "fclost", Fault::CreateConfig(When::After)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn of_two_racing_deploys_of_one_name_exactly_one_wins_and_the_loser_leaves_the_winners_objects() {
+async fn of_two_racing_deploys_of_one_name_exactly_one_wins_and_the_loser_leaves_the_winners_objects(backend: Backend) {
     let name = unique("frace");
-    let scope = Scope::for_task(&name).await;
+    let scope = Scope::for_task(backend, &name).await;
     let task = Task::builder(&name).workers(idle_worker(2)).master(master("echo winner")).build().unwrap();
-    let (a, b) = (Director::new(scope.cluster.clone()), Director::new(scope.cluster.clone()));
+    let (a, b) = (scope.director(), scope.director());
     let (ra, rb) = tokio::join!(a.deploy(&task), b.deploy(&task));
     let (winner, loser) = match (ra, rb) {
         (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
@@ -203,12 +199,15 @@ impl Drop for Killed {
     }
 }
 
-#[tokio::test]
-async fn prune_removes_what_a_process_killed_mid_deploy_left_and_spares_live_ones() {
+async fn prune_removes_what_a_process_killed_mid_deploy_left_and_spares_live_ones(backend: Backend) {
     let name = unique("fprune");
-    let scope = Scope::for_task(&name).await;
+    let scope = Scope::for_task(backend, &name).await;
     let mut child = Killed(
-        Command::new(env!("CARGO_BIN_EXE_atq-deploy-and-hang")).arg(&name).spawn().expect("start atq-deploy-and-hang"),
+        Command::new(env!("CARGO_BIN_EXE_atq-deploy-and-hang"))
+            .arg(&name)
+            .env("ATQ_ENGINE", backend.as_str())
+            .spawn()
+            .expect("start atq-deploy-and-hang"),
     );
     // Mid-deploy: its network and workers exist, and its probe keeps failing.
     let roles = || async {
@@ -219,7 +218,7 @@ async fn prune_removes_what_a_process_killed_mid_deploy_left_and_spares_live_one
     };
     eventually(&format!("{name}: network, workers and a probe"), Duration::from_secs(30), roles).await;
 
-    let director = Director::new(scope.cluster.clone());
+    let director = scope.director();
     let report = director.prune().await.unwrap();
     assert!(!report.removed().contains(&name.as_str()), "pruned a task whose owner runs: {report:?}");
     assert!(!scope.leftovers(ResourceKind::Network).await.is_empty());
@@ -229,3 +228,9 @@ async fn prune_removes_what_a_process_killed_mid_deploy_left_and_spares_live_one
     assert!(report.removed().contains(&name.as_str()), "{report:?}");
     scope.assert_nothing_left().await;
 }
+
+on_both!(a_failure_creating_the_master_rolls_back_the_network_workers_and_worker_list);
+on_both!(a_master_created_on_the_engine_whose_answer_was_lost_is_rolled_back_too);
+on_both!(a_worker_list_config_created_whose_answer_was_lost_is_rolled_back_too);
+on_both!(of_two_racing_deploys_of_one_name_exactly_one_wins_and_the_loser_leaves_the_winners_objects, multi_thread);
+on_both!(prune_removes_what_a_process_killed_mid_deploy_left_and_spares_live_ones);

@@ -355,7 +355,12 @@ async fn a_killed_node_is_down_in_seconds_and_the_engine_cleans_it_once_back() {
     let Some(swarm) = swarm_exclusive("a_killed_node_is_down_in_seconds…").await else { return };
     let cluster = swarm.cluster().await;
     let id = unique("mnfacts");
-    let scope = Scope { cluster: cluster.clone(), id: id.clone(), key: TEST_LABEL };
+    let scope = Scope {
+        cluster: std::sync::Arc::new(cluster.clone()),
+        backend: atq_core::cluster::Backend::Swarm,
+        id: id.clone(),
+        key: TEST_LABEL,
+    };
     let network = NetworkSpec { name: id.clone(), labels: scope.labels(), attachable: true, capacity: 8 };
     cluster.create_network(&network).await.unwrap();
     let spec = ServiceSpec {

@@ -27,8 +27,7 @@ fn unhex(hex: &str) -> Vec<u8> {
     (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
 }
 
-#[tokio::test]
-async fn four_workers_each_read_their_own_slice_and_the_slices_are_the_file() {
+async fn four_workers_each_read_their_own_slice_and_the_slices_are_the_file(backend: Backend) {
     let run = unique("sharding");
     // users.csv: split round-robin; one row holds a quoted newline, endings are CRLF.
     let header = "user,password,note\r\n";
@@ -46,11 +45,11 @@ async fn four_workers_each_read_their_own_slice_and_the_slices_are_the_file() {
     std::fs::write(dir.path().join("ids.csv"), &ids).unwrap();
     let bundle = DataBundle::from_dir(dir.path()).unwrap();
 
-    let cluster = cluster().await;
-    let id = bundle.push(&cluster).await.unwrap();
-    let bundle_scope = Scope::for_bundle(&id).await;
+    let cluster = cluster(backend).await;
+    let id = bundle.push(cluster.as_ref()).await.unwrap();
+    let bundle_scope = Scope::for_bundle(backend, &id).await;
     let name = unique("sharding");
-    let scope = Scope::for_task(&name).await;
+    let scope = Scope::for_task(backend, &name).await;
 
     let worker = Service::new(BUSYBOX)
         .replicas(WORKERS)
@@ -63,7 +62,7 @@ async fn four_workers_each_read_their_own_slice_and_the_slices_are_the_file() {
         .command(["sh", "-c"])
         .args(["echo \"indexes=$ATQ_WORKER_INDEXES count=$ATQ_WORKER_COUNT vips=$WORKER_CSV_VIPS\""]);
     let task = Task::builder(&name).workers(worker).master(master).build().unwrap();
-    let director = Director::new(cluster.clone());
+    let director = Director::from_arc(cluster.clone());
     let deployment = director.deploy(&task).await.unwrap();
     let outcome = deployment.wait(Some(Duration::from_secs(30))).await.unwrap();
     assert_eq!(outcome.exit_code, 0, "{outcome:#?}");
@@ -109,6 +108,8 @@ async fn four_workers_each_read_their_own_slice_and_the_slices_are_the_file() {
 
     deployment.teardown().await.unwrap();
     scope.assert_nothing_left().await;
-    remove_bundle(&cluster, &id).await.unwrap();
+    remove_bundle(cluster.as_ref(), &id).await.unwrap();
     bundle_scope.assert_nothing_left().await;
 }
+
+on_both!(four_workers_each_read_their_own_slice_and_the_slices_are_the_file);

@@ -69,7 +69,7 @@ async fn a_swarm_cluster_over_tls_deploys_reads_and_removes() {
     assert!(info.nodes_ready >= 1, "{info:?}");
 
     // The scope's own (socket) client cleans up whatever the TLS one leaves.
-    let scope = Scope::new("hardening-tls").await;
+    let scope = Scope::new(Backend::Swarm, "hardening-tls").await;
     let net = unique("hardening-tls");
     let spec = NetworkSpec { name: net.clone(), labels: scope.labels(), attachable: true, capacity: 4 };
     tls.create_network(&spec).await.unwrap();

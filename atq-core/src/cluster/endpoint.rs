@@ -446,3 +446,108 @@ mod tests {
         assert_eq!(Endpoint::parse("tcp://docker:2376", &tls()).unwrap().connect_timeout(), Duration::from_secs(5));
     }
 }
+
+/// Bound on each bollard request until its answer's headers (bollard's default).
+pub(crate) const BOLLARD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// An engine that answered: its clients, address, API version and info, read once when
+/// connecting so that a backend (or [`select`](super::select), which picks one) needs no second
+/// round trip.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    /// The bollard client, at the negotiated API version, sending through `raw`.
+    pub docker: bollard::Docker,
+    /// The client bollard sends through, for the few requests bollard cannot make or decode.
+    pub raw: super::engine_http::EngineHttp,
+    /// The address connected to, for messages.
+    pub host: String,
+    /// The negotiated API version ("1.41").
+    pub api_version: String,
+    /// `GET /info`, as read when connecting.
+    pub info: bollard::models::SystemInfo,
+}
+
+/// Connects to `endpoint`: fails fast ([`Error::EngineUnreachable`] within its
+/// [`connect_timeout`](Endpoint::connect_timeout)) when nothing answers, negotiates the API
+/// version and reads the engine's info.
+///
+/// # Errors
+/// [`Error::EngineUnreachable`] when nothing answers in time; [`Error::EngineAddress`] when the
+/// transport cannot be set up (TLS files).
+pub(crate) async fn connect(endpoint: &Endpoint) -> Result<Connection> {
+    let host = endpoint.host().to_owned();
+    let unreachable = |message: String| Error::EngineUnreachable { host: host.clone(), message };
+    let raw = super::engine_http::EngineHttp::new(endpoint)?;
+    let docker = raw.docker(BOLLARD_TIMEOUT).map_err(|e| unreachable(with_causes(&e)))?;
+    let timeout = endpoint.connect_timeout();
+    match tokio::time::timeout(timeout, docker.ping()).await {
+        Err(_) => return Err(unreachable(format!("no answer within {timeout:?}"))),
+        Ok(Err(e)) => return Err(unreachable(with_causes(&e))),
+        Ok(Ok(_)) => {}
+    }
+    let docker = tokio::time::timeout(timeout * 4, docker.negotiate_version())
+        .await
+        .map_err(|_| unreachable("no answer to GET /version".to_string()))?
+        .map_err(|e| unreachable(with_causes(&e)))?;
+    let info = tokio::time::timeout(timeout * 4, docker.info())
+        .await
+        .map_err(|_| unreachable("no answer to GET /info".to_string()))?
+        .map_err(|e| unreachable(format!("GET /info: {}", with_causes(&e))))?;
+    let version = docker.client_version();
+    Ok(Connection {
+        host: host.clone(),
+        api_version: format!("{}.{}", version.major_version, version.minor_version),
+        info,
+        docker,
+        raw,
+    })
+}
+
+/// Connects to the engine at `host` (`DOCKER_HOST`'s forms; TLS settings from the environment).
+///
+/// # Errors
+/// As [`connect`], and [`Error::EngineAddress`] for an address atq will not use.
+pub(crate) async fn connect_to_host(host: &str) -> Result<Connection> {
+    connect(&Endpoint::parse(host, &EndpointSettings::from_env())?).await
+}
+
+/// Connects to the engine `DOCKER_HOST` names (or the local socket).
+///
+/// # Errors
+/// As [`connect_to_host`].
+pub(crate) async fn connect_from_env() -> Result<Connection> {
+    connect(&Endpoint::from_env()?).await
+}
+
+/// Whether the engine described by `info` is a swarm manager (and so can run the swarm backend).
+pub(crate) fn is_swarm_manager(info: &bollard::models::SystemInfo) -> bool {
+    let swarm = info.swarm.as_ref();
+    swarm.and_then(|s| s.local_node_state) == Some(bollard::models::LocalNodeState::ACTIVE)
+        && swarm.and_then(|s| s.control_available) == Some(true)
+}
+
+/// The engine's swarm state in words ("inactive", "active, worker", "active, manager").
+pub(crate) fn swarm_state(info: &bollard::models::SystemInfo) -> String {
+    let swarm = info.swarm.clone().unwrap_or_default();
+    let state = swarm.local_node_state.unwrap_or(bollard::models::LocalNodeState::INACTIVE);
+    match (state, swarm.control_available == Some(true)) {
+        (bollard::models::LocalNodeState::ACTIVE, true) => "active, manager".to_owned(),
+        (bollard::models::LocalNodeState::ACTIVE, false) => "active, worker".to_owned(),
+        (other, _) => other.to_string(),
+    }
+}
+
+/// An error's message with its causes (`invalid peer certificate: UnknownIssuer`).
+pub(crate) fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}

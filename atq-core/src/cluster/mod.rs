@@ -2,8 +2,19 @@
 //!
 //! [`Cluster`] is the narrow interface the [`Director`](crate::Director) drives: networks,
 //! services and their replicas, logs, configs, label queries and engine facts. It knows
-//! nothing of tasks. Two implementations ship with atq: [`SwarmCluster`] (a real Docker
-//! engine in swarm mode, through bollard) and [`FakeCluster`] (in memory, for tests).
+//! nothing of tasks. Three implementations ship with atq: [`SwarmCluster`] (a Docker engine in
+//! swarm mode, through bollard: many nodes), [`DockerCluster`] (a plain Docker engine: one
+//! machine, no `swarm init`) and [`FakeCluster`] (in memory, for tests); [`select::connect`]
+//! picks the real one that fits the engine (or the one `ATQ_ENGINE` names).
+//!
+//! ## Layout
+//! - [`swarm`]: [`SwarmCluster`]; [`docker`]: [`DockerCluster`]; [`fake`]: [`FakeCluster`].
+//! - [`select`]: which backend, from the engine and `ATQ_ENGINE`.
+//! - [`endpoint`]: where the engine is (`DOCKER_HOST`) and the first exchange with it.
+//! - `containers`: services as labelled containers on one engine (the plain backend's
+//!   services, and the swarm backend's one-offs).
+//! - [`subnet`]: task network subnets, sized to their capacity from a configurable pool.
+//! - `names`: the engine's name rules, enforced alike by every backend.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -15,11 +26,17 @@ use futures_util::Stream;
 use crate::error::Result;
 use crate::service::{HealthCheck, Resources};
 
+pub(crate) mod containers;
+pub mod docker;
 pub mod endpoint;
 pub(crate) mod engine_http;
 pub mod fake;
+pub(crate) mod names;
+pub mod select;
+pub mod subnet;
 pub mod swarm;
 
+pub use docker::DockerCluster;
 pub use fake::FakeCluster;
 pub use swarm::SwarmCluster;
 
@@ -47,8 +64,10 @@ pub trait Cluster: Send + Sync {
     /// Facts about the engine: version, swarm role, nodes.
     async fn info(&self) -> Result<EngineInfo>;
 
-    /// Creates an overlay network. Fails with [`Error::Conflict`](crate::Error::Conflict)
-    /// when a network of that name exists.
+    /// Creates the network (an overlay on a swarm, a bridge on a plain engine) with a subnet
+    /// that holds [`NetworkSpec::capacity`] addresses. Fails with
+    /// [`Error::Conflict`](crate::Error::Conflict) when a network of that name exists: the name
+    /// is a lock, also between processes racing for it.
     async fn create_network(&self, spec: &NetworkSpec) -> Result<String>;
 
     /// Removes a network by name or id. Fails with [`Error::NotFound`](crate::Error::NotFound)
@@ -56,7 +75,10 @@ pub trait Cluster: Send + Sync {
     async fn remove_network(&self, name: &str) -> Result<()>;
 
     /// Creates a replicated service. Fails with [`Error::Conflict`](crate::Error::Conflict)
-    /// when a service of that name exists.
+    /// when a service of that name exists. A backend that learns while creating that a replica
+    /// cannot run (a plain engine has no such image, or cannot start the command) fails with
+    /// [`Error::ReplicaFailed`](crate::Error::ReplicaFailed) naming the engine's message, having
+    /// removed what it made; a swarm reports the same through [`replicas`](Self::replicas).
     async fn create_service(&self, spec: &ServiceSpec) -> Result<String>;
 
     /// Removes a service (and so its containers) by name or id.
@@ -101,6 +123,47 @@ pub trait Cluster: Send + Sync {
     /// [`Error::NotFound`](crate::Error::NotFound) of kind "path" (named by `path`) when `path`
     /// does not exist, of kind "container" when the container does not.
     async fn copy_from_replica(&self, container_id: &str, path: &str) -> Result<ChunkStream>;
+}
+
+/// A shared cluster is a cluster: `Director::new(arc.clone())` and test wrappers take either.
+#[async_trait]
+impl<C: Cluster + ?Sized> Cluster for std::sync::Arc<C> {
+    async fn info(&self) -> Result<EngineInfo> {
+        (**self).info().await
+    }
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<String> {
+        (**self).create_network(spec).await
+    }
+    async fn remove_network(&self, name: &str) -> Result<()> {
+        (**self).remove_network(name).await
+    }
+    async fn create_service(&self, spec: &ServiceSpec) -> Result<String> {
+        (**self).create_service(spec).await
+    }
+    async fn remove_service(&self, name: &str) -> Result<()> {
+        (**self).remove_service(name).await
+    }
+    async fn replicas(&self, service: &str, network: &str) -> Result<Vec<Replica>> {
+        (**self).replicas(service, network).await
+    }
+    async fn logs(&self, service: &str, options: &LogOptions) -> Result<LogStream> {
+        (**self).logs(service, options).await
+    }
+    async fn create_config(&self, spec: &ConfigSpec) -> Result<String> {
+        (**self).create_config(spec).await
+    }
+    async fn remove_config(&self, name: &str) -> Result<()> {
+        (**self).remove_config(name).await
+    }
+    async fn read_config(&self, name: &str) -> Result<Vec<u8>> {
+        (**self).read_config(name).await
+    }
+    async fn list_resources(&self, kind: ResourceKind, selector: &LabelSelector) -> Result<Vec<Resource>> {
+        (**self).list_resources(kind, selector).await
+    }
+    async fn copy_from_replica(&self, container_id: &str, path: &str) -> Result<ChunkStream> {
+        (**self).copy_from_replica(container_id, path).await
+    }
 }
 
 /// Which kind of engine a [`Cluster`] drives.
@@ -227,7 +290,8 @@ pub struct ServiceSpec {
     /// A one-off run (the wait command's probe): one replica that runs its command once on the
     /// node this client talks to. A backend may run it as a plain container on the service's
     /// (attachable) network instead of a service; [`Cluster::replicas`], [`Cluster::logs`] and
-    /// [`Cluster::remove_service`] treat it like any other service.
+    /// [`Cluster::remove_service`] treat it like any other service. Without a stop grace period
+    /// of its own, a one-off is killed at once when removed (it has nothing to finish).
     pub one_off: bool,
     /// How long a replica has to stop after SIGTERM before it is killed; None: the backend's
     /// default.

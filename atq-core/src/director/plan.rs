@@ -220,6 +220,7 @@ fn service_spec(task: &Task, role: Role, service: &Service, name: String, networ
         health_check: service.health_check.clone(),
         resources: service.resources,
         placement: Placement { local_node: false, constraints: service.constraints.clone() },
+        stop_grace_period: Some(service.stop_grace_period),
         ..ServiceSpec::default()
     }
 }

@@ -150,6 +150,18 @@ pub enum Error {
         fix: String,
     },
 
+    /// A setting (an environment variable such as `ATQ_ENGINE` or `ATQ_SUBNET_POOL`, or the
+    /// option that stands for it) has a value atq cannot use.
+    #[error("{name}={value:?} is not valid: {expected}")]
+    Setting {
+        /// The setting's name (`ATQ_ENGINE`).
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        expected: String,
+    },
+
     /// The engine refused or failed an operation.
     #[error("engine failed to {operation} '{resource}': {message}")]
     Engine {

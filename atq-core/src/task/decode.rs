@@ -23,14 +23,13 @@ use super::{
 };
 use crate::document::{Kind, Node, ParseBudget, Tally};
 use crate::error::ValidationError;
-use crate::service::EndpointMode;
-use crate::service::{HealthCheck, Resources, Service};
-use crate::service::{Shard, SplitMode};
+use crate::service::{EndpointMode, HealthCheck, Resources, Service, Shard, SplitMode, DEFAULT_STOP_GRACE_PERIOD};
 
 const TIMEOUT_WORDS: &str = "a number of seconds above 0, at most 86400 (one day)";
 const DELAY_WORDS: &str = "a number of seconds from 0 to 86400 (one day)";
 const TTL_WORDS: &str = "a number of seconds from 60 to 2592000 (30 days)";
 const HEALTH_WORDS: &str = "a number of seconds (at least 0.001, at most 86400)";
+const GRACE_WORDS: &str = "a number of seconds from 0 to 3600 (one hour)";
 
 /// The task in `node`, checked: every problem of the document at once, sorted by line.
 pub(super) fn task(node: &Node, text: Option<&str>) -> Result<Task, ValidationError> {
@@ -119,6 +118,9 @@ pub(crate) fn service(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Se
         endpoint_mode: f
             .optional(d, "endpointMode", |d, n, p| d.one_of(n, p, &["dnsrr", "vip"]))
             .map_or(EndpointMode::Dnsrr, |m| if m == "vip" { EndpointMode::Vip } else { EndpointMode::Dnsrr }),
+        stop_grace_period: f
+            .optional(d, "stopGracePeriod", |d, n, p| d.seconds(n, p, GRACE_WORDS))
+            .unwrap_or(DEFAULT_STOP_GRACE_PERIOD),
     };
     f.finish(d);
     Some(service)

@@ -221,9 +221,12 @@ class Service:
         constraints: Optional[Sequence[str]] = None,
         labels: Optional[Mapping[str, str]] = None,
         shards: Optional[Sequence[Shard]] = None,
+        stop_grace_period: Optional[_Seconds] = None,
     ) -> Self: ...
     @property
     def shards(self) -> list[Shard]: ...
+    @property
+    def stop_grace_period(self) -> float: ...
     @property
     def image(self) -> str: ...
     @property
@@ -356,9 +359,20 @@ class FakeCluster:
 
 @final
 class DockerCluster:
-    """A Docker engine in swarm mode, connected when created (raises ``EngineError``)."""
+    """A real Docker engine, connected when created (raises ``EngineError``).
 
-    def __new__(cls, host: Optional[str] = None) -> Self: ...
+    Swarm on a swarm manager, plain Docker otherwise; ``engine="swarm"`` / ``"docker"`` (or
+    ``ATQ_ENGINE``) picks one; ``backend`` and ``reason`` say which and why."""
+
+    def __new__(
+        cls, host: Optional[str] = None, engine: Optional[Literal["swarm", "docker", "auto"]] = None
+    ) -> Self: ...
+    @property
+    def backend(self) -> Literal["swarm", "docker"]: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def host(self) -> str: ...
 
 # --- running tasks ---------------------------------------------------------------------------
 

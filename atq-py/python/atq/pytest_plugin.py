@@ -3,7 +3,7 @@
 Fixtures:
 
 - ``atq_director``: a ``Director`` on the real Docker engine (``DockerCluster()``). The test is
-  skipped, with the engine's message, when no swarm manager is reachable, unless the
+  skipped, with the engine's message, when no Docker engine is reachable, unless the
   environment sets ``ATQ_REQUIRE_ENGINE=1`` (CI does): then it fails. When the test ends, the
   fixture removes what its own deploys left (kept tasks, failed teardowns), selected by deploy
   id: never a task another test, process or xdist worker deployed, even one of the same name.
@@ -152,8 +152,8 @@ def atq_docker_cluster() -> atq.DockerCluster:
     except atq.EngineError as e:
         reason = str(e)
     if _engine_required():
-        pytest.fail(f"ATQ_REQUIRE_ENGINE is set but no Docker swarm engine is reachable: {reason}", pytrace=False)
-    pytest.skip(f"no Docker swarm engine reachable (set ATQ_REQUIRE_ENGINE=1 to fail instead): {reason}")
+        pytest.fail(f"ATQ_REQUIRE_ENGINE is set but no Docker engine is reachable: {reason}", pytrace=False)
+    pytest.skip(f"no Docker engine reachable (set ATQ_REQUIRE_ENGINE=1 to fail instead): {reason}")
 
 
 def _director(config: pytest.Config, cluster: Any, *, keep: bool) -> atq.Director:

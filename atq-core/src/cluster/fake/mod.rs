@@ -19,6 +19,8 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::names::{check_config, check_object};
+use super::subnet::SubnetPool;
 use super::{
     Backend, ChunkStream, Cluster, ConfigSpec, EngineInfo, LabelSelector, LogLine, LogOptions, LogStream, NetworkSpec,
     Replica, ReplicaState, Resource, ResourceKind, ServiceSpec,
@@ -32,8 +34,8 @@ mod script;
 #[cfg(test)]
 mod tests;
 
+pub use super::subnet::Subnet;
 pub use calls::{Call, CallKind};
-pub use net::Subnet;
 pub use script::{Matcher, Run, Script, Start};
 
 use calls::{Calls, FaultPoint};
@@ -44,10 +46,9 @@ use script::{Behaviour, Rules};
 const NODE_ID: &str = "fake-node-1";
 /// The largest config the fake engine accepts, as older swarm engines do.
 const MAX_CONFIG_BYTES: usize = 500 * 1024;
-/// Longest service or network name the engine accepts.
-const MAX_NAME: usize = 63;
-/// Longest config name the engine accepts.
-const MAX_CONFIG_NAME: usize = 64;
+/// Addresses a network keeps besides its replicas' (as a one-node swarm keeps one for its load
+/// balancer): part of the sizing rule every backend follows.
+const ENGINE_ADDRESSES: u32 = 1;
 
 /// An in-memory [`Cluster`]: deterministic, scriptable, with fault injection.
 ///
@@ -60,8 +61,11 @@ const MAX_CONFIG_NAME: usize = 64;
 ///   0 right after starting, without logs — so a task deployed on a fresh fake runs to completion.
 /// - A health check, if the service has one, passes as soon as the replica runs (script
 ///   [`Start::Never`] for one that never passes).
-/// - Network `k` (lowest free first) gets the subnet `10.k.0.0/16`; replicas get its addresses
-///   from `10.k.0.2` on, one per network they join; addresses are reused after removal.
+/// - A network gets a subnet sized to its [`capacity`](NetworkSpec::capacity) by the rule every
+///   backend follows ([`subnet`](crate::cluster::subnet): at least a /24, the first free block of
+///   the pool, `10.208.0.0/13` unless [`with_subnet_pool`](Self::with_subnet_pool) says otherwise);
+///   replicas get its addresses from `.2` on, one per network they join, and a service with more
+///   replicas than its network has free addresses is refused; addresses are reused after removal.
 /// - One node (`fake-node-1`), a swarm manager; configs up to 500 KiB; names follow the
 ///   engine's rules (letters, digits, `-`, `_`; `.` too for configs; at most 63/64 characters).
 ///
@@ -153,8 +157,10 @@ struct State {
     configs: BTreeMap<String, Config>,
     /// Object ids, to their kind and name.
     ids: HashMap<String, (ResourceKind, String)>,
-    /// Which /16 of 10.0.0.0/8 are taken.
-    subnets_used: BTreeSet<u8>,
+    /// Where network subnets come from.
+    pool: SubnetPool,
+    /// Whether it follows a plain engine's rules where they differ from a swarm's.
+    plain: bool,
 }
 
 /// A network on the fake engine.
@@ -288,7 +294,8 @@ impl State {
             services: BTreeMap::new(),
             configs: BTreeMap::new(),
             ids: HashMap::new(),
-            subnets_used: BTreeSet::new(),
+            pool: SubnetPool::default(),
+            plain: false,
         }
     }
 
@@ -327,24 +334,19 @@ impl State {
     }
 
     fn create_network(&mut self, spec: &NetworkSpec) -> Result<String> {
-        check_name("create network", &spec.name, false, MAX_NAME)?;
+        check_object("create network", &spec.name)?;
         if self.networks.contains_key(&spec.name) {
             return Err(Error::Conflict { kind: "network", name: spec.name.clone() });
         }
-        let index = (0..=u8::MAX).find(|i| !self.subnets_used.contains(i)).ok_or_else(|| {
-            Error::engine(
-                "create network",
-                &spec.name,
-                "could not find an available, non-overlapping IPv4 address pool",
-            )
-        })?;
-        self.subnets_used.insert(index);
+        let used: Vec<Subnet> = self.networks.values().map(|n| n.subnet).collect();
+        let prefix = SubnetPool::prefix_for(spec.capacity, ENGINE_ADDRESSES);
+        let subnet = self.pool.choose(prefix, &used).ok_or_else(|| self.pool.exhausted(&spec.name, prefix))?;
         let id = self.new_id(ResourceKind::Network, &spec.name);
         let network = Network {
             id: id.clone(),
             spec: spec.clone(),
-            subnet: Subnet::nth(index),
-            pool: HostPool::default(),
+            subnet,
+            pool: HostPool::of(subnet),
             users: BTreeSet::new(),
             created_unix: self.now_unix(),
         };
@@ -364,12 +366,11 @@ impl State {
         }
         let network = self.networks.remove(&name).expect("resolved above");
         self.ids.remove(&network.id);
-        self.subnets_used.remove(&network.subnet.base.octets()[1]);
         Ok(())
     }
 
     fn create_service(&mut self, spec: &ServiceSpec) -> Result<String> {
-        check_name("create service", &spec.name, false, MAX_NAME)?;
+        check_object("create service", &spec.name)?;
         if self.services.contains_key(&spec.name) {
             return Err(Error::Conflict { kind: "service", name: spec.name.clone() });
         }
@@ -400,6 +401,23 @@ impl State {
             }
         }
 
+        if self.plain && !spec.placement.constraints.is_empty() {
+            return Err(Error::EngineUnsuitable {
+                host: "fake".into(),
+                backend: "docker",
+                reason: format!("service {} has placement constraints, and a plain engine is a single node", spec.name),
+                fix: "Remove the constraints, or run on a swarm (ATQ_ENGINE=swarm)".into(),
+            });
+        }
+        if self.plain && self.missing_images.contains(&spec.image) {
+            // A plain engine refuses to create the first container: nothing is made.
+            return Err(Error::ReplicaFailed {
+                service: spec.name.clone(),
+                replica: format!("{}.1", spec.name),
+                state: "rejected".into(),
+                message: format!("No such image: {}", spec.image),
+            });
+        }
         let (mut behaviour, mut overrides) = self.rules.resolve(spec, self.latency);
         if self.missing_images.contains(&spec.image) {
             let rejected = Start::Rejected(format!("No such image: {}", spec.image));
@@ -530,7 +548,7 @@ impl State {
     }
 
     fn create_config(&mut self, spec: &ConfigSpec) -> Result<String> {
-        check_name("create config", &spec.name, true, MAX_CONFIG_NAME)?;
+        check_config("create config", &spec.name)?;
         if self.configs.contains_key(&spec.name) {
             return Err(Error::Conflict { kind: "config", name: spec.name.clone() });
         }
@@ -618,26 +636,6 @@ fn not_found(kind: &'static str, name: &str) -> Error {
     Error::NotFound { kind, name: name.to_owned() }
 }
 
-/// The engine's name rule: letters and digits, with `-` and `_` (and `.` for configs) inside.
-fn check_name(operation: &'static str, name: &str, dots: bool, max: usize) -> Result<()> {
-    let inner_ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || (dots && c == '.');
-    let ok = !name.is_empty()
-        && name.len() <= max
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
-        && name.chars().all(inner_ok);
-    if ok {
-        Ok(())
-    } else {
-        let allowed = if dots { "letters, digits, '-', '_' and '.'" } else { "letters, digits, '-' and '_'" };
-        Err(Error::engine(
-            operation,
-            name,
-            format!("invalid name: use {allowed}, start and end with a letter or digit, at most {max} characters"),
-        ))
-    }
-}
-
 impl Default for FakeCluster {
     fn default() -> Self {
         Self::new()
@@ -663,6 +661,30 @@ impl FakeCluster {
     pub fn new() -> Self {
         let (changed, _) = watch::channel(0);
         FakeCluster { shared: Arc::new(Shared { state: Mutex::new(State::new()), changed }) }
+    }
+
+    /// A fake that follows a plain Docker engine's rules where they differ from a swarm's (as
+    /// [`DockerCluster`](crate::DockerCluster) does): a missing image fails
+    /// [`create_service`](Cluster::create_service) at once with
+    /// [`Error::ReplicaFailed`] and nothing is created (a swarm accepts the service and rejects
+    /// its replicas); placement constraints are refused; networks come from the plain backend's
+    /// default pool (`10.216.0.0/13`).
+    #[must_use]
+    pub fn plain() -> Self {
+        let fake = Self::new();
+        {
+            let mut state = fake.state();
+            state.plain = true;
+            state.pool = crate::cluster::subnet::DEFAULT_DOCKER_POOL.parse().expect("a CIDR block");
+        }
+        fake
+    }
+
+    /// Carves network subnets from `pool` instead of the default `10.208.0.0/13`.
+    #[must_use]
+    pub fn with_subnet_pool(self, pool: SubnetPool) -> Self {
+        self.state().pool = pool;
+        self
     }
 
     /// Sets how long new replicas stay pending before they run (zero by default).
@@ -834,7 +856,7 @@ impl FakeCluster {
         self.state().networks.get(name).map(|n| n.id.clone())
     }
 
-    /// A network's subnet: the n-th /16 of 10.0.0.0/8, lowest free first.
+    /// A network's subnet (see the type's docs for how it is chosen).
     #[must_use]
     pub fn network_subnet(&self, name: &str) -> Option<Subnet> {
         self.state().networks.get(name).map(|n| n.subnet)
@@ -909,7 +931,9 @@ impl FakeCluster {
 #[async_trait]
 impl Cluster for FakeCluster {
     async fn info(&self) -> Result<EngineInfo> {
-        self.call(CallKind::Info, "", |_| {
+        self.call(CallKind::Info, "", |s| {
+            let rules =
+                if s.plain { "in-memory engine, one node, plain Docker rules" } else { "in-memory engine, one node" };
             Ok(EngineInfo {
                 backend: Backend::Fake,
                 version: "24.0.0-fake".into(),
@@ -918,7 +942,7 @@ impl Cluster for FakeCluster {
                 nodes_ready: 1,
                 nodes_total: 1,
                 max_config_bytes: MAX_CONFIG_BYTES,
-                details: vec![("fake".into(), "in-memory engine, one node".into())],
+                details: vec![("fake".into(), rules.into())],
             })
         })
         .await

@@ -68,7 +68,7 @@ async fn replicas_run_at_once_with_the_default_zero_latency() {
 #[tokio::test]
 async fn a_thousand_replicas_get_unique_addresses_within_the_subnet() {
     let fake = FakeCluster::new();
-    fake.create_network(&network("n")).await.unwrap();
+    fake.create_network(&NetworkSpec { capacity: 1000, ..network("n") }).await.unwrap();
     fake.create_service(&service("w", 1000, "n")).await.unwrap();
 
     let subnet = fake.network_subnet("n").unwrap();
@@ -85,12 +85,47 @@ async fn each_network_gets_its_own_subnet_reused_after_removal() {
     let fake = FakeCluster::new();
     fake.create_network(&network("a")).await.unwrap();
     fake.create_network(&network("b")).await.unwrap();
-    assert_eq!(fake.network_subnet("a").unwrap().to_string(), "10.0.0.0/16");
-    assert_eq!(fake.network_subnet("b").unwrap().to_string(), "10.1.0.0/16");
+    assert_eq!(fake.network_subnet("a").unwrap().to_string(), "10.208.0.0/24");
+    assert_eq!(fake.network_subnet("b").unwrap().to_string(), "10.208.1.0/24");
 
     fake.remove_network("a").await.unwrap();
     fake.create_network(&network("c")).await.unwrap();
-    assert_eq!(fake.network_subnet("c").unwrap().to_string(), "10.0.0.0/16");
+    assert_eq!(fake.network_subnet("c").unwrap().to_string(), "10.208.0.0/24");
+}
+
+/// The rule every backend follows: a subnet sized to the network's capacity (at least a /24),
+/// and no more replicas on it than it has addresses: a /24 is not quietly given to 300 workers.
+#[tokio::test]
+async fn a_network_is_sized_to_its_capacity_and_holds_no_more() {
+    let fake = FakeCluster::new();
+    let big = NetworkSpec { capacity: 302, ..network("big") };
+    fake.create_network(&big).await.unwrap();
+    assert_eq!(fake.network_subnet("big").unwrap().to_string(), "10.208.0.0/23");
+    fake.create_service(&service("w", 300, "big")).await.unwrap();
+    let addresses: BTreeSet<IpAddr> =
+        fake.replicas("w", "big").await.unwrap().iter().filter_map(|r| r.address).collect();
+    assert_eq!(addresses.len(), 300);
+
+    // A network sized by default (a /24) has 253 addresses for replicas, not 300.
+    fake.create_network(&network("small")).await.unwrap();
+    assert_eq!(fake.network_subnet("small").unwrap().to_string(), "10.208.2.0/24");
+    let err = fake.create_service(&service("w2", 300, "small")).await.unwrap_err();
+    assert!(err.to_string().contains("network small has 253 free addresses, 300 needed"), "{err}");
+    fake.create_service(&service("w3", 253, "small")).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_exhausted_pool_is_an_error_naming_it_and_the_setting() {
+    let pool: crate::cluster::subnet::SubnetPool = "10.9.0.0/23".parse().unwrap();
+    let fake = FakeCluster::new().with_subnet_pool(pool);
+    fake.create_network(&network("a")).await.unwrap();
+    fake.create_network(&network("b")).await.unwrap();
+    let err = fake.create_network(&network("c")).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("10.9.0.0/23") && text.contains("ATQ_SUBNET_POOL"), "{text}");
+    fake.remove_network("a").await.unwrap();
+    fake.create_network(&network("c")).await.unwrap();
+    assert_eq!(fake.network_subnet("c").unwrap().to_string(), "10.9.0.0/24");
 }
 
 #[tokio::test]
@@ -502,14 +537,14 @@ async fn following_logs_ends_when_the_last_running_replica_is_killed() {
 #[tokio::test]
 async fn ten_thousand_replicas_are_cheap_to_create_list_and_remove() {
     let fake = FakeCluster::new();
-    fake.create_network(&network("n")).await.unwrap();
+    fake.create_network(&NetworkSpec { capacity: 10_002, ..network("n") }).await.unwrap();
     fake.create_service(&service("w", 10_000, "n")).await.unwrap();
     for _ in 0..10 {
         let replicas = fake.replicas("w", "n").await.unwrap();
         assert_eq!(replicas.len(), 10_000);
     }
     let last = fake.replicas("w", "n").await.unwrap().pop().unwrap();
-    assert_eq!(last.address, Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 39, 17))));
+    assert_eq!(last.address, Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 208, 39, 17))));
     fake.remove_service("w").await.unwrap();
     fake.remove_network("n").await.unwrap();
     assert!(fake.is_empty());

@@ -14,17 +14,17 @@ use super::template;
 use crate::cluster::{EndpointMode, LabelSelector, MountKind, ServiceSpec};
 
 /// Labels as bollard wants them.
-pub(super) fn labels(labels: &BTreeMap<String, String>) -> HashMap<String, String> {
+pub(in crate::cluster) fn labels(labels: &BTreeMap<String, String>) -> HashMap<String, String> {
     labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// Labels as atq hands them out.
-pub(super) fn labels_back(labels: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
+pub(in crate::cluster) fn labels_back(labels: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
     labels.unwrap_or_default().into_iter().collect()
 }
 
 /// A `filters` map selecting by label, server-side (`label=k` / `label=k=v`).
-pub(super) fn label_filters(selector: &LabelSelector) -> HashMap<String, Vec<String>> {
+pub(in crate::cluster) fn label_filters(selector: &LabelSelector) -> HashMap<String, Vec<String>> {
     let conditions: Vec<String> = selector
         .conditions
         .iter()
@@ -41,7 +41,7 @@ pub(super) fn label_filters(selector: &LabelSelector) -> HashMap<String, Vec<Str
 }
 
 /// Nanoseconds, as the engine counts durations.
-fn nanos(d: Duration) -> i64 {
+pub(in crate::cluster) fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
@@ -54,28 +54,8 @@ pub(super) fn service_spec(spec: &ServiceSpec, local_node: &str) -> BollardServi
     if spec.placement.local_node && !local_node.is_empty() {
         constraints.push(format!("node.id=={local_node}"));
     }
-    let health_check = spec.health_check.as_ref().map(|h| HealthConfig {
-        test: Some(vec!["CMD-SHELL".to_string(), h.test.clone()]),
-        interval: h.interval.map(nanos),
-        timeout: h.timeout.map(nanos),
-        retries: h.retries.map(i64::from),
-        start_period: h.start_period.map(nanos),
-        ..Default::default()
-    });
-    let mounts: Vec<BollardMount> = spec
-        .mounts
-        .iter()
-        .map(|m| BollardMount {
-            target: Some(m.target.clone()),
-            source: Some(m.source.clone()),
-            typ: Some(match m.kind {
-                MountKind::Bind => MountType::BIND,
-                MountKind::Volume => MountType::VOLUME,
-            }),
-            read_only: Some(m.read_only),
-            ..Default::default()
-        })
-        .collect();
+    let health_check = spec.health_check.as_ref().map(health_config);
+    let mounts = mounts(spec);
     let configs: Vec<TaskSpecContainerSpecConfigs> = spec
         .configs
         .iter()
@@ -155,13 +135,43 @@ pub(super) fn service_spec(spec: &ServiceSpec, local_node: &str) -> BollardServi
     }
 }
 
+/// The spec's bind and volume mounts as the engine takes them (services and containers alike).
+pub(in crate::cluster) fn mounts(spec: &ServiceSpec) -> Vec<BollardMount> {
+    spec.mounts
+        .iter()
+        .map(|m| BollardMount {
+            target: Some(m.target.clone()),
+            source: Some(m.source.clone()),
+            typ: Some(match m.kind {
+                MountKind::Bind => MountType::BIND,
+                MountKind::Volume => MountType::VOLUME,
+            }),
+            read_only: Some(m.read_only),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// The engine's health check for atq's: a shell command (`CMD-SHELL`), as swarm and plain
+/// containers both take it.
+pub(in crate::cluster) fn health_config(h: &crate::service::HealthCheck) -> HealthConfig {
+    HealthConfig {
+        test: Some(vec!["CMD-SHELL".to_string(), h.test.clone()]),
+        interval: h.interval.map(nanos),
+        timeout: h.timeout.map(nanos),
+        retries: h.retries.map(i64::from),
+        start_period: h.start_period.map(nanos),
+        ..Default::default()
+    }
+}
+
 /// Unix seconds of an RFC 3339 timestamp as the engine writes them
 /// (`2026-11-25T14:11:58.553882561Z`, or with a `+hh:mm` offset, or none).
 ///
 /// An engine answer is untrusted: anything but a well-formed timestamp (a 4-digit year, every
 /// field in range, the day within its month) is `None`, and the arithmetic is checked, so no
 /// answer can overflow it.
-pub(super) fn unix_seconds(timestamp: &str) -> Option<i64> {
+pub(in crate::cluster) fn unix_seconds(timestamp: &str) -> Option<i64> {
     let b = timestamp.as_bytes();
     let separators_ok =
         b.len() >= 19 && b[4] == b'-' && b[7] == b'-' && matches!(b[10], b'T' | b't') && b[13] == b':' && b[16] == b':';

@@ -39,22 +39,22 @@ pub(super) type Slots = Arc<Mutex<HashMap<String, u32>>>;
 pub(super) type Frames = Pin<Box<dyn Stream<Item = Result<LogOutput, BollardError>> + Send>>;
 
 /// A line as parsed, before its replica is looked up.
-pub(super) struct Parsed {
+pub(in crate::cluster) struct Parsed {
     /// `(unix seconds, nanoseconds)` of its timestamp, for ordering.
-    pub(super) key: Option<(i64, u32)>,
+    pub key: Option<(i64, u32)>,
     /// The swarm task that printed it (from the details).
-    pub(super) task: Option<String>,
+    pub task: Option<String>,
     /// The line (its replica filled in later).
-    pub(super) line: LogLine,
+    pub line: LogLine,
 }
 
 /// Longest line kept whole: 1 MiB. Past it, a line is cut (between characters) and its rest
 /// continues as the next line, so output without newlines cannot grow the buffer without bound.
-pub(super) const MAX_LINE_BYTES: usize = 1 << 20;
+pub(in crate::cluster) const MAX_LINE_BYTES: usize = 1 << 20;
 
-/// Splits chunks into lines per source.
+/// Splits chunks into lines per source (also used for plain containers' logs).
 #[derive(Default)]
-pub(super) struct Lines {
+pub(in crate::cluster) struct Lines {
     /// Unfinished stdout (and TTY) text.
     stdout: Vec<u8>,
     /// Unfinished stderr text.
@@ -63,7 +63,7 @@ pub(super) struct Lines {
 
 impl Lines {
     /// Adds a chunk; returns the lines it completed.
-    pub(super) fn push(&mut self, output: LogOutput) -> Vec<Parsed> {
+    pub(in crate::cluster) fn push(&mut self, output: LogOutput) -> Vec<Parsed> {
         let (source, buf, bytes) = match output {
             LogOutput::StdErr { message } => (LogSource::Stderr, &mut self.stderr, message),
             LogOutput::StdOut { message } | LogOutput::Console { message } => {
@@ -88,7 +88,7 @@ impl Lines {
     }
 
     /// What is left without a final newline.
-    pub(super) fn finish(&mut self) -> Vec<Parsed> {
+    pub(in crate::cluster) fn finish(&mut self) -> Vec<Parsed> {
         let mut lines = Vec::new();
         for (source, buf) in [(LogSource::Stdout, &mut self.stdout), (LogSource::Stderr, &mut self.stderr)] {
             if !buf.is_empty() {
@@ -334,7 +334,7 @@ pub(super) fn demux(body: ByteStream) -> Frames {
 }
 
 /// The engine's `since` parameter: unix seconds (the engine takes whole seconds).
-pub(super) fn since_param(since: Option<SystemTime>) -> i32 {
+pub(in crate::cluster) fn since_param(since: Option<SystemTime>) -> i32 {
     since.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX))
 }
 

@@ -1,12 +1,27 @@
 //! [`SwarmCluster`]: a Docker engine in swarm mode, through bollard.
 //!
 //! - Connecting honours `DOCKER_HOST` and the docker CLI's TLS variables, as the
-//!   [`endpoint`](super::endpoint) module decides (a socket, plain HTTP on this machine, or TLS;
+//!   [`endpoint`] module decides (a socket, plain HTTP on this machine, or TLS;
 //!   bollard and the raw `GET /tasks` share one client, so one transport), else the default
 //!   socket; fails fast ([`Error::EngineUnreachable`] within the endpoint's
 //!   [`connect_timeout`](super::endpoint::Endpoint::connect_timeout)) when nothing answers,
 //!   negotiates the API version, and refuses an engine that is not a swarm manager
 //!   ([`Error::EngineUnsuitable`], naming `docker swarm init`).
+//! - A task network is an attachable overlay with a subnet sized to its capacity (plus one
+//!   load-balancer address per node) from the pool ([`subnet`]), not the /24
+//!   the swarm would pick.
+//! - A one-off ([`ServiceSpec::one_off`], the wait command's probe) is not a swarm service but a
+//!   plain container on the task's attachable overlay network, on this node (see
+//!   the `containers` module): a swarm service costs seconds of scheduling, and
+//!   seconds more to remove. `replicas`, `logs`, `remove_service` and `list_resources(Service)`
+//!   find it as they find a service (by the same labels).
+//! - Removing a service stops its replicas that run on this node directly through the engine
+//!   (with the service's stop grace period) and removes those containers, then deletes the
+//!   service; replicas on other nodes go the swarm way (their tasks are awaited). The swarm's
+//!   agent alone takes ~3.5 s to stop a removed service's containers and ~6 s to remove them,
+//!   whatever the grace period. (Deleting the service first, or at the same time, set the agent
+//!   stopping the same containers as atq: 100 local replicas took 11.9–12.4 s to go that way,
+//!   10.9–11.6 s this way.)
 //! - Engine errors become [`Error`]s in one place (`engine_error`): 404 is `NotFound`;
 //!   409 — or a 400/500 whose message says "already exists" / "name conflicts with an existing
 //!   object", as swarmkit's gRPC `AlreadyExists` can surface — is `Conflict`; a 500 "… not
@@ -29,34 +44,37 @@
 //! - A removed service's tasks stay (desired state "remove") until their containers have
 //!   stopped — about 2 s for a container that exits on SIGTERM, the stop grace period (10 s)
 //!   for one that ignores it — then `GET /tasks/{id}` is a 404; the stopped container itself is
-//!   removed a moment *after* that. [`Cluster::remove_service`] waits for both (the second only
-//!   on the node it talks to), so that removal leaves no container behind.
+//!   removed a moment *after* that. [`Cluster::remove_service`] therefore stops and removes the
+//!   containers on this node itself, and waits for the tasks of other nodes, so that removal
+//!   leaves no container behind.
 //! - Configs of up to 1,023,999 bytes are accepted ("config data must be larger than 0 and less
 //!   than 1024000 bytes"): swarmkit's `MaxConfigSize` is 1000 KiB for configs (secrets: 500 KiB).
 
-mod convert;
-mod logs;
+pub(in crate::cluster) mod convert;
+pub(in crate::cluster) mod logs;
 #[cfg(test)]
 mod properties;
 mod tasks;
 mod template;
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ConfigSpec as BollardConfigSpec, Driver, LocalNodeState, NetworkCreateRequest, NodeState};
+use bollard::models::{ConfigSpec as BollardConfigSpec, Driver, NetworkCreateRequest, NodeState};
 use bollard::query_parameters::{
-    DownloadFromContainerOptions, ListConfigsOptions, ListContainersOptions, ListNetworksOptions, ListNodesOptions,
-    ListServicesOptions,
+    ListConfigsOptions, ListContainersOptions, ListNetworksOptions, ListNodesOptions, ListServicesOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use super::endpoint::{Endpoint, EndpointSettings};
+use super::containers::{self, Containers, File};
+use super::endpoint::{self, Connection};
 use super::engine_http::{ByteStream, EngineHttp};
+use super::subnet::{self, SubnetPool};
 use super::{
     Backend, ChunkStream, Cluster, ConfigSpec, EngineInfo, LabelSelector, LogOptions, LogStream, NetworkSpec, Replica,
     Resource, ResourceKind, ServiceSpec,
@@ -66,14 +84,19 @@ use crate::error::{Error, Result};
 pub use super::endpoint::DEFAULT_HOST;
 
 /// How long [`SwarmCluster::connect`] waits for the first answer of an engine on this machine
-/// (a remote one gets [`Endpoint::connect_timeout`]).
+/// (a remote one gets [`Endpoint::connect_timeout`](super::endpoint::Endpoint::connect_timeout)).
 pub const CONNECT_TIMEOUT: Duration = super::endpoint::LOCAL_CONNECT_TIMEOUT;
-
-/// Bound on each bollard request until its answer's headers (bollard's default).
-const BOLLARD_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Default bound for [`Cluster::remove_network`]'s wait (see [`SwarmCluster::with_removal_timeout`]).
 pub const DEFAULT_REMOVAL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// First pause of a removal's wait (a network in use, tasks or containers still there), growing
+/// by half each time up to [`REMOVAL_POLL_MAX`]: a removal usually completes within a few hundred
+/// milliseconds, and a doubling pause from 50 ms saw it up to 200 ms late.
+const REMOVAL_POLL_MIN: Duration = Duration::from_millis(10);
+
+/// Longest pause of a removal's wait.
+const REMOVAL_POLL_MAX: Duration = Duration::from_millis(200);
 
 /// How often a followed log checks whether every replica is done (the engine never ends it).
 const LOG_FOLLOW_POLL: Duration = Duration::from_millis(250);
@@ -108,6 +131,14 @@ pub struct SwarmCluster {
     node_id: String,
     /// How long `remove_network` waits for the engine to let go of a network.
     removal_timeout: Duration,
+    /// One-offs as plain containers on this node.
+    containers: Containers,
+    /// Names of the one-offs this cluster created (asked for as containers first).
+    one_offs: Arc<Mutex<HashSet<String>>>,
+    /// Where network subnets come from.
+    pool: SubnetPool,
+    /// Nodes in the swarm when connected: each takes a load-balancer address on a network.
+    nodes: u32,
 }
 
 impl std::fmt::Debug for SwarmCluster {
@@ -122,15 +153,16 @@ impl std::fmt::Debug for SwarmCluster {
 
 impl SwarmCluster {
     /// Connects to the engine named by `DOCKER_HOST` (with the docker CLI's TLS variables, see
-    /// [`endpoint`](super::endpoint)), or else the default local socket ([`DEFAULT_HOST`]), and
+    /// [`endpoint`]), or else the default local socket ([`DEFAULT_HOST`]), and
     /// checks that it is a swarm manager.
     ///
     /// # Errors
     /// [`Error::EngineAddress`] for an address atq will not use (plain HTTP to another machine,
     /// say) or missing TLS files; [`Error::EngineUnreachable`] when nothing answers in time;
-    /// [`Error::EngineUnsuitable`] when the engine is not a swarm manager.
+    /// [`Error::EngineUnsuitable`] when the engine is not a swarm manager; [`Error::Setting`]
+    /// when `ATQ_SUBNET_POOL` is not a list of CIDR blocks.
     pub async fn connect() -> Result<SwarmCluster> {
-        Self::connect_to(&Endpoint::from_env()?).await
+        Self::from_connection(endpoint::connect_from_env().await?)
     }
 
     /// Connects to the engine at `host` (`unix:///path/docker.sock`, `tcp://host:port`,
@@ -140,44 +172,24 @@ impl SwarmCluster {
     /// # Errors
     /// As [`SwarmCluster::connect`].
     pub async fn connect_with(host: &str) -> Result<SwarmCluster> {
-        Self::connect_to(&Endpoint::parse(host, &EndpointSettings::from_env())?).await
+        Self::from_connection(endpoint::connect_to_host(host).await?)
     }
 
     /// Connects to `endpoint` and checks that it is a swarm manager.
     ///
     /// # Errors
     /// As [`SwarmCluster::connect`].
-    pub async fn connect_to(endpoint: &Endpoint) -> Result<SwarmCluster> {
-        let host = endpoint.host();
-        let unreachable = |message: String| Error::EngineUnreachable { host: host.to_string(), message };
-        let raw = EngineHttp::new(endpoint)?;
-        let docker = raw.docker(BOLLARD_TIMEOUT).map_err(|e| unreachable(with_causes(&e)))?;
-        let timeout = endpoint.connect_timeout();
-        match tokio::time::timeout(timeout, docker.ping()).await {
-            Err(_) => return Err(unreachable(format!("no answer within {timeout:?}"))),
-            Ok(Err(e)) => return Err(unreachable(with_causes(&e))),
-            Ok(Ok(_)) => {}
-        }
-        let docker = tokio::time::timeout(timeout * 4, docker.negotiate_version())
-            .await
-            .map_err(|_| unreachable("no answer to GET /version".to_string()))?
-            .map_err(|e| unreachable(with_causes(&e)))?;
-        let version = docker.client_version();
-        let cluster = SwarmCluster {
-            raw,
-            host: host.to_string(),
-            api_version: format!("{}.{}", version.major_version, version.minor_version),
-            removal_timeout: DEFAULT_REMOVAL_TIMEOUT,
-            node_id: String::new(),
-            docker,
-        };
-        let info = cluster.docker.info().await.map_err(|e| cluster.error(e, "read info of", "engine", host))?;
-        let swarm = info.swarm.unwrap_or_default();
-        let state = swarm.local_node_state.unwrap_or(LocalNodeState::INACTIVE);
-        if state != LocalNodeState::ACTIVE || swarm.control_available != Some(true) {
-            let state = if state == LocalNodeState::ACTIVE { "active, worker".to_string() } else { state.to_string() };
+    pub async fn connect_to(endpoint: &super::endpoint::Endpoint) -> Result<SwarmCluster> {
+        Self::from_connection(endpoint::connect(endpoint).await?)
+    }
+
+    /// The cluster over an engine already connected to, once it is known to be a swarm manager.
+    pub(crate) fn from_connection(connection: Connection) -> Result<SwarmCluster> {
+        let Connection { docker, raw, host, api_version, info } = connection;
+        if !endpoint::is_swarm_manager(&info) {
+            let state = endpoint::swarm_state(&info);
             return Err(Error::EngineUnsuitable {
-                host: host.to_string(),
+                host,
                 backend: "swarm",
                 reason: format!("it is not a swarm manager (swarm state: {state})"),
                 fix: "Run `docker swarm init` (on one machine: `docker swarm init --advertise-addr 127.0.0.1`), \
@@ -185,7 +197,29 @@ impl SwarmCluster {
                     .to_string(),
             });
         }
-        Ok(SwarmCluster { node_id: swarm.node_id.unwrap_or_default(), ..cluster })
+        let swarm = info.swarm.unwrap_or_default();
+        let node_id = swarm.node_id.unwrap_or_default();
+        let nodes = swarm.nodes.and_then(|n| u32::try_from(n).ok()).unwrap_or(1).max(1);
+        let containers = Containers::new(docker.clone(), host.clone(), "swarm", node_id.clone(), engine_error);
+        Ok(SwarmCluster {
+            raw,
+            host,
+            api_version,
+            removal_timeout: DEFAULT_REMOVAL_TIMEOUT,
+            node_id,
+            docker,
+            containers,
+            one_offs: Arc::default(),
+            pool: SubnetPool::from_env(subnet::DEFAULT_POOL)?,
+            nodes,
+        })
+    }
+
+    /// Carves task networks from `pool` instead of `ATQ_SUBNET_POOL` or the default.
+    #[must_use]
+    pub fn with_subnet_pool(mut self, pool: SubnetPool) -> Self {
+        self.pool = pool;
+        self
     }
 
     /// The engine address this cluster talks to.
@@ -208,6 +242,48 @@ impl SwarmCluster {
         self
     }
 
+    /// Whether `name` is a one-off this cluster created (and has not removed).
+    fn is_one_off(&self, name: &str) -> bool {
+        self.one_offs.lock().unwrap_or_else(PoisonError::into_inner).contains(name)
+    }
+
+    fn forget_one_off(&self, name: &str) {
+        self.one_offs.lock().unwrap_or_else(PoisonError::into_inner).remove(name);
+    }
+
+    /// A one-off as a plain container on this node, on the spec's (attachable) overlay networks,
+    /// with its configs' content copied in.
+    async fn create_one_off(&self, spec: &ServiceSpec) -> Result<String> {
+        if !spec.placement.constraints.is_empty() {
+            return Err(Error::engine(
+                "create service",
+                &spec.name,
+                "a one-off runs on the node atq talks to: it takes no placement constraints",
+            ));
+        }
+        let mut files = Vec::with_capacity(spec.configs.len());
+        let mut configs = Vec::with_capacity(spec.configs.len());
+        for mount in &spec.configs {
+            let config = self
+                .docker
+                .inspect_config(&mount.config_id)
+                .await
+                .map_err(|e| self.error(e, "read config", "config", &mount.config_name))?;
+            let data = config.spec.and_then(|s| s.data).unwrap_or_default();
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .map_err(|e| Error::engine("read config", &mount.config_name, e))?;
+            files.push(File { target: mount.target.clone(), data, mode: mount.mode, per_replica: Vec::new() });
+            configs.push(mount.config_name.clone());
+        }
+        self.one_offs.lock().unwrap_or_else(PoisonError::into_inner).insert(spec.name.clone());
+        let created = self.containers.create(spec, &files, configs).await;
+        if created.is_err() {
+            self.forget_one_off(&spec.name);
+        }
+        created
+    }
+
     /// Maps a bollard error onto [`Error`]: the one place engine errors get their meaning.
     fn error(&self, err: BollardError, operation: &'static str, kind: &'static str, name: &str) -> Error {
         engine_error(&self.host, err, operation, kind, name)
@@ -224,7 +300,7 @@ impl SwarmCluster {
     /// Waits, within the removal bound from `start`, until the engine has deleted every task
     /// in `tasks` (ids) of the removed `service`.
     async fn wait_tasks_gone(&self, service: &str, mut tasks: Vec<String>, start: Instant) -> Result<()> {
-        let mut pause = Duration::from_millis(50);
+        let mut pause = REMOVAL_POLL_MIN;
         loop {
             let mut left = Vec::with_capacity(tasks.len());
             for id in tasks {
@@ -253,7 +329,7 @@ impl SwarmCluster {
             }
             tasks = left;
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(500));
+            pause = (pause * 3 / 2).min(REMOVAL_POLL_MAX);
         }
     }
 
@@ -262,7 +338,7 @@ impl SwarmCluster {
     async fn wait_local_containers_gone(&self, service: &str, service_id: &str, start: Instant) -> Result<()> {
         let filters: std::collections::HashMap<String, Vec<String>> =
             [("label".to_string(), vec![format!("com.docker.swarm.service.id={service_id}")])].into();
-        let mut pause = Duration::from_millis(50);
+        let mut pause = REMOVAL_POLL_MIN;
         loop {
             let options = ListContainersOptions { all: true, filters: Some(filters.clone()), ..Default::default() };
             let left = self
@@ -285,7 +361,7 @@ impl SwarmCluster {
                 ));
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(500));
+            pause = (pause * 3 / 2).min(REMOVAL_POLL_MAX);
         }
     }
 
@@ -302,7 +378,7 @@ impl SwarmCluster {
 
     /// Waits, within the removal bound from `start`, until the engine no longer knows the network.
     async fn wait_network_gone(&self, name: &str, start: Instant) -> Result<()> {
-        let mut pause = Duration::from_millis(50);
+        let mut pause = REMOVAL_POLL_MIN;
         while self.network_exists(name).await? {
             if start.elapsed() >= self.removal_timeout {
                 return Err(Error::engine(
@@ -316,26 +392,10 @@ impl SwarmCluster {
                 ));
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(500));
+            pause = (pause * 3 / 2).min(REMOVAL_POLL_MAX);
         }
         Ok(())
     }
-}
-
-/// An error and its causes, `outer: inner: innermost` (hyper's own message alone, "client error
-/// (Connect)", hides why: a refused certificate, a refused connection).
-fn with_causes(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
 }
 
 /// Maps a bollard error onto [`Error`] (see the module docs for the rules).
@@ -359,7 +419,7 @@ fn engine_error(host: &str, err: BollardError, operation: &'static str, kind: &'
         | BollardError::SocketNotFoundError(_)
         | BollardError::RequestTimeoutError => Error::EngineUnreachable {
             host: host.to_string(),
-            message: format!("{operation} {kind} '{name}': {}", with_causes(&err)),
+            message: format!("{operation} {kind} '{name}': {}", endpoint::with_causes(&err)),
         },
         other => Error::engine_caused(operation, name, other),
     }
@@ -368,28 +428,7 @@ fn engine_error(host: &str, err: BollardError, operation: &'static str, kind: &'
 #[async_trait]
 impl Cluster for SwarmCluster {
     async fn copy_from_replica(&self, container_id: &str, path: &str) -> Result<ChunkStream> {
-        let options = DownloadFromContainerOptions { path: path.to_string() };
-        let mut stream = self.docker.download_from_container(container_id, Some(options));
-        let (host, container, path) = (self.host.clone(), container_id.to_string(), path.to_string());
-        let map = move |e: BollardError| match e {
-            BollardError::DockerResponseServerError { status_code: 404, message }
-                if message.to_ascii_lowercase().contains("no such container") =>
-            {
-                Error::NotFound { kind: "container", name: container.clone() }
-            }
-            BollardError::DockerResponseServerError { status_code: 404, .. } => {
-                Error::NotFound { kind: "path", name: path.clone() }
-            }
-            other => engine_error(&host, other, "copy files from", "container", &container),
-        };
-        // The first chunk tells whether the path exists: fail the call, not the stream, then.
-        let first = match stream.next().await {
-            None => None,
-            Some(Ok(chunk)) => Some(chunk.to_vec()),
-            Some(Err(e)) => return Err(map(e)),
-        };
-        let rest = stream.map(move |chunk| chunk.map(|c| c.to_vec()).map_err(&map));
-        Ok(Box::pin(futures_util::stream::iter(first.map(Ok)).chain(rest)))
+        containers::copy_from_container(&self.docker, &self.host, engine_error, container_id, path).await
     }
 
     async fn info(&self) -> Result<EngineInfo> {
@@ -429,20 +468,23 @@ impl Cluster for SwarmCluster {
             labels: Some(convert::labels(&spec.labels)),
             ..Default::default()
         };
-        let created = self
-            .docker
-            .create_network(request)
-            .await
-            .map_err(|e| self.error(e, "create network", "network", &spec.name))?;
-        Ok(created.id)
+        let prefix = SubnetPool::prefix_for(spec.capacity, self.nodes);
+        subnet::create_in_pool(&self.docker, &self.pool, prefix, request, |e| {
+            self.error(e, "create network", "network", &spec.name)
+        })
+        .await
     }
 
     async fn remove_network(&self, name: &str) -> Result<()> {
         let start = Instant::now();
-        let mut pause = Duration::from_millis(100);
+        let mut pause = REMOVAL_POLL_MIN;
         loop {
             match self.docker.remove_network(name).await.map_err(|e| self.error(e, "remove network", "network", name)) {
-                Ok(()) => return self.wait_network_gone(name, start).await,
+                Ok(()) => {
+                    let gone = self.wait_network_gone(name, start).await;
+                    tracing::debug!(network = name, after_ms = start.elapsed().as_millis(), "network removed");
+                    return gone;
+                }
                 Err(Error::NotFound { kind, name: n }) => {
                     // Already removed from the swarm; it may still linger on this node.
                     self.wait_network_gone(name, start).await?;
@@ -450,8 +492,13 @@ impl Cluster for SwarmCluster {
                 }
                 // 400 "in use by service", or "has active endpoints" while containers stop.
                 Err(Error::InUse { .. }) if start.elapsed() < self.removal_timeout => {
+                    tracing::debug!(
+                        network = name,
+                        after_ms = start.elapsed().as_millis(),
+                        "network still in use; retrying"
+                    );
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
+                    pause = (pause * 3 / 2).min(REMOVAL_POLL_MAX);
                 }
                 Err(other) => return Err(other),
             }
@@ -459,6 +506,9 @@ impl Cluster for SwarmCluster {
     }
 
     async fn create_service(&self, spec: &ServiceSpec) -> Result<String> {
+        if spec.one_off {
+            return self.create_one_off(spec).await;
+        }
         let created = self
             .docker
             .create_service(convert::service_spec(spec, &self.node_id), None)
@@ -467,30 +517,94 @@ impl Cluster for SwarmCluster {
         Ok(created.id.unwrap_or_default())
     }
 
-    /// Removes the service, then waits (within the removal bound) until its containers are
-    /// gone: the manager deletes a removed service's tasks once their containers have stopped,
-    /// on whichever node; the node then removes the stopped container a moment later, which
-    /// is awaited for the node this engine runs (the only one whose containers it can list).
+    /// Removes the service: stops and removes its containers on this node directly (with the
+    /// service's stop grace period), deletes the service, then waits (within the removal bound)
+    /// until the tasks on other nodes are gone too. A one-off is removed as the container
+    /// it is.
     async fn remove_service(&self, name: &str) -> Result<()> {
+        if self.is_one_off(name) && self.containers.remove(name).await? {
+            self.forget_one_off(name);
+            return Ok(());
+        }
+        let tasks = match self.raw_tasks(name).await {
+            Ok(tasks) => tasks,
+            Err(Error::NotFound { .. }) => {
+                self.forget_one_off(name);
+                return if self.containers.remove(name).await? {
+                    Ok(())
+                } else {
+                    Err(Error::NotFound { kind: "service", name: name.to_owned() })
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let start = Instant::now();
-        let tasks = self.raw_tasks(name).await?;
         let service_id = tasks.first().map(|t| t.service_id.clone()).filter(|id| !id.is_empty());
-        let tasks: Vec<String> = tasks.into_iter().map(|t| t.id).collect();
-        self.docker.delete_service(name).await.map_err(|e| self.error(e, "remove service", "service", name))?;
-        self.wait_tasks_gone(name, tasks, start).await?;
-        match service_id {
+        let (local, remote): (Vec<_>, Vec<_>) =
+            tasks.into_iter().partition(|t| t.node_id.as_deref() == Some(self.node_id.as_str()));
+        let local: Vec<(String, Option<Duration>)> = local
+            .iter()
+            .filter_map(|t| {
+                let container = t.status.container_status.as_ref()?.container_id.clone().filter(|c| !c.is_empty())?;
+                Some((container, t.stop_grace_period()))
+            })
+            .collect();
+        let stop_local = futures_util::stream::iter(local)
+            .map(move |(container, grace)| async move { self.containers.stop_and_remove(&container, grace).await })
+            .buffer_unordered(containers::REMOVAL_CONCURRENCY)
+            .collect::<Vec<Result<()>>>();
+        let delete = async {
+            self.docker.delete_service(name).await.map_err(|e| self.error(e, "remove service", "service", name))
+        };
+        // Stopped first, then deleted: the agent then finds nothing left to stop (see the module docs).
+        let stopped = stop_local.await;
+        let deleted = delete.await;
+        deleted?;
+        let local = stopped.len();
+        stopped.into_iter().collect::<Result<Vec<()>>>()?;
+        tracing::debug!(
+            service = name,
+            local,
+            after_ms = start.elapsed().as_millis(),
+            "service deleted, its local containers removed"
+        );
+        self.wait_tasks_gone(name, remote.into_iter().map(|t| t.id).collect(), start).await?;
+        let gone = match service_id {
             Some(id) => self.wait_local_containers_gone(name, &id, start).await,
             None => Ok(()),
-        }
+        };
+        tracing::debug!(service = name, after_ms = start.elapsed().as_millis(), "service removed");
+        gone
     }
 
     async fn replicas(&self, service: &str, network: &str) -> Result<Vec<Replica>> {
-        let tasks = self.raw_tasks(service).await?;
-        Ok(tasks::current_replicas(service, network, tasks))
+        if self.is_one_off(service) {
+            if let Some(replicas) = self.containers.replicas(service, network).await? {
+                return Ok(replicas);
+            }
+        }
+        match self.raw_tasks(service).await {
+            Ok(tasks) => Ok(tasks::current_replicas(service, network, tasks)),
+            Err(Error::NotFound { kind, name }) => {
+                self.containers.replicas(service, network).await?.ok_or(Error::NotFound { kind, name })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn logs(&self, service: &str, options: &LogOptions) -> Result<LogStream> {
-        let tasks = self.raw_tasks(service).await?;
+        if self.is_one_off(service) {
+            if let Some(logs) = self.containers.logs(service, options).await? {
+                return Ok(logs);
+            }
+        }
+        let tasks = match self.raw_tasks(service).await {
+            Ok(tasks) => tasks,
+            Err(Error::NotFound { kind, name }) => {
+                return self.containers.logs(service, options).await?.ok_or(Error::NotFound { kind, name });
+            }
+            Err(e) => return Err(e),
+        };
         let slots: logs::Slots =
             Arc::new(Mutex::new(tasks.iter().filter_map(|t| Some((t.id.clone(), t.slot?))).collect()));
         // bollard's LogsOptions has no `details` (the task of each line): ask over the raw client.
@@ -614,8 +728,12 @@ impl Cluster for SwarmCluster {
             ResourceKind::Network => {
                 let options = ListNetworksOptions { filters: Some(filters) };
                 let networks = self.docker.list_networks(Some(options)).await.map_err(err)?;
+                // Overlay networks only: a plain backend's bridge networks on this engine are not
+                // this backend's. Kept here rather than with the engine's `driver` filter, which
+                // left out a network just created while others were created at once.
                 networks
                     .into_iter()
+                    .filter(|n| n.driver.as_deref().is_none_or(|d| d.is_empty() || d == "overlay"))
                     .map(|n| Resource {
                         kind,
                         id: n.id.unwrap_or_default(),
@@ -628,6 +746,8 @@ impl Cluster for SwarmCluster {
             ResourceKind::Service => {
                 let options = ListServicesOptions { filters: Some(filters), ..Default::default() };
                 let services = self.docker.list_services(Some(options)).await.map_err(err)?;
+                // One-offs are containers, found by the same labels.
+                let one_offs = self.containers.list(selector).await?;
                 services
                     .into_iter()
                     .map(|s| {
@@ -640,6 +760,7 @@ impl Cluster for SwarmCluster {
                             labels: convert::labels_back(spec.labels),
                         }
                     })
+                    .chain(one_offs)
                     .collect()
             }
             ResourceKind::Config => {

@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -73,6 +74,35 @@ pub(super) struct RawTask {
     /// Its networks and addresses: the field bollard's model lacks.
     #[serde(default)]
     pub networks_attachments: Vec<RawAttachment>,
+    /// What it runs (only the stop grace period is read).
+    #[serde(default)]
+    pub spec: RawTaskSpec,
+}
+
+/// `Task.Spec`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct RawTaskSpec {
+    /// `Task.Spec.ContainerSpec`.
+    #[serde(default)]
+    pub container_spec: RawContainerSpec,
+}
+
+/// `Task.Spec.ContainerSpec`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct RawContainerSpec {
+    /// How long the container has to stop after SIGTERM, in nanoseconds (None: the engine's 10 s).
+    #[serde(default)]
+    pub stop_grace_period: Option<i64>,
+}
+
+impl RawTask {
+    /// The task's stop grace period, when its service set one.
+    pub(super) fn stop_grace_period(&self) -> Option<Duration> {
+        let nanos = u64::try_from(self.spec.container_spec.stop_grace_period?).ok()?;
+        Some(Duration::from_nanos(nanos))
+    }
 }
 
 /// `Task.Version`.
