@@ -297,6 +297,7 @@ mod tests {
             exit_code: None,
             error: None,
             node_id: None,
+            node: None,
             container_id: None,
         }
     }

@@ -57,7 +57,7 @@ mod properties;
 mod tasks;
 mod template;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -76,8 +76,8 @@ use super::endpoint::{self, Connection};
 use super::engine_http::{ByteStream, EngineHttp};
 use super::subnet::{self, SubnetPool};
 use super::{
-    Backend, ChunkStream, Cluster, ConfigSpec, EngineInfo, LabelSelector, LogOptions, LogStream, NetworkSpec, Replica,
-    Resource, ResourceKind, ServiceSpec,
+    Backend, ChunkStream, Cluster, ConfigSpec, EngineInfo, LabelSelector, LogOptions, LogStream, NetworkSpec,
+    NodeStatus, Replica, Resource, ResourceKind, ServiceSpec,
 };
 use crate::error::{Error, Result};
 
@@ -297,16 +297,77 @@ impl SwarmCluster {
             .map_err(|e| self.error(e, "list tasks of", "service", service))
     }
 
+    /// The swarm's nodes as the manager sees them, by id.
+    async fn nodes(&self) -> Result<BTreeMap<String, NodeStatus>> {
+        let nodes = self
+            .docker
+            .list_nodes(None::<ListNodesOptions>)
+            .await
+            .map_err(|e| self.error(e, "list nodes of", "swarm", &self.host))?;
+        Ok(nodes
+            .into_iter()
+            .filter_map(|n| {
+                let id = n.id.filter(|id| !id.is_empty())?;
+                let hostname = n.description.and_then(|d| d.hostname).unwrap_or_else(|| id.clone());
+                let status = n.status.unwrap_or_default();
+                let state = status.state.unwrap_or(NodeState::UNKNOWN);
+                let why = match status.message.filter(|m| !m.is_empty()) {
+                    Some(message) => format!("{state}: {message}"),
+                    None => state.to_string(),
+                };
+                Some((id, NodeStatus { hostname, ready: state == NodeState::READY, why }))
+            })
+            .collect())
+    }
+
+    /// The service's current replicas, judged by their nodes: one on a node that is down is
+    /// [`Lost`](super::ReplicaState::Lost) (see [`super::on_node`]). The nodes are listed after
+    /// the tasks, so a node that joined meanwhile is known.
+    async fn current_replicas(&self, service: &str, network: &str) -> Result<Vec<Replica>> {
+        let replicas = tasks::current_replicas(service, network, self.raw_tasks(service).await?);
+        if replicas.iter().all(|r| r.node_id.is_none()) {
+            return Ok(replicas);
+        }
+        Ok(tasks::on_nodes(replicas, &self.nodes().await?))
+    }
+
     /// Waits, within the removal bound from `start`, until the engine has deleted every task
-    /// in `tasks` (ids) of the removed `service`.
-    async fn wait_tasks_gone(&self, service: &str, mut tasks: Vec<String>, start: Instant) -> Result<()> {
+    /// in `tasks` (id, node id) of the removed `service` — except those on a node that is down
+    /// (or gone), whose agent cannot answer: the engine deletes them, and the node removes their
+    /// containers, once it is back. Nodes are asked again at every round, so a node that goes
+    /// down meanwhile stops the wait for its tasks.
+    async fn wait_tasks_gone(
+        &self,
+        service: &str,
+        mut tasks: Vec<(String, Option<String>)>,
+        start: Instant,
+    ) -> Result<()> {
         let mut pause = REMOVAL_POLL_MIN;
         loop {
-            let mut left = Vec::with_capacity(tasks.len());
-            for id in tasks {
+            if tasks.is_empty() {
+                return Ok(());
+            }
+            let nodes = self.nodes().await?;
+            let (live, lost): (Vec<_>, Vec<_>) =
+                tasks.into_iter().partition(|(_, node)| tasks::on_live_node(node.as_deref(), &nodes));
+            if !lost.is_empty() {
+                let on: BTreeSet<&str> = lost
+                    .iter()
+                    .filter_map(|(_, n)| n.as_deref())
+                    .map(|n| nodes.get(n).map_or(n, |s| s.hostname.as_str()))
+                    .collect();
+                tracing::warn!(
+                    service,
+                    tasks = lost.len(),
+                    nodes = ?on,
+                    "not waiting for the containers of tasks on nodes that are down: the engine removes them once the nodes are back"
+                );
+            }
+            let mut left = Vec::with_capacity(live.len());
+            for (id, node) in live {
                 let path = format!("/v{}/tasks/{id}", self.api_version);
                 match self.raw.get_json::<serde_json::Value>(&path).await {
-                    Ok(_) => left.push(id),
+                    Ok(_) => left.push((id, node)),
                     Err(e) => match self.error(e, "inspect task of", "task", &id) {
                         Error::NotFound { .. } => {}
                         other => return Err(other),
@@ -568,7 +629,7 @@ impl Cluster for SwarmCluster {
             after_ms = start.elapsed().as_millis(),
             "service deleted, its local containers removed"
         );
-        self.wait_tasks_gone(name, remote.into_iter().map(|t| t.id).collect(), start).await?;
+        self.wait_tasks_gone(name, remote.into_iter().map(|t| (t.id, t.node_id)).collect(), start).await?;
         let gone = match service_id {
             Some(id) => self.wait_local_containers_gone(name, &id, start).await,
             None => Ok(()),
@@ -583,8 +644,8 @@ impl Cluster for SwarmCluster {
                 return Ok(replicas);
             }
         }
-        match self.raw_tasks(service).await {
-            Ok(tasks) => Ok(tasks::current_replicas(service, network, tasks)),
+        match self.current_replicas(service, network).await {
+            Ok(replicas) => Ok(replicas),
             Err(Error::NotFound { kind, name }) => {
                 self.containers.replicas(service, network).await?.ok_or(Error::NotFound { kind, name })
             }
@@ -648,7 +709,12 @@ impl Cluster for SwarmCluster {
                     let mut slots = watched.lock().unwrap_or_else(PoisonError::into_inner);
                     slots.extend(tasks.iter().filter_map(|t| Some((t.id.clone(), t.slot?))));
                 }
-                let replicas = tasks::current_replicas(&name, "", tasks);
+                let mut replicas = tasks::current_replicas(&name, "", tasks);
+                if replicas.iter().any(|r| !r.state.is_terminal()) {
+                    // A replica on a node that is down will print nothing more.
+                    let Ok(nodes) = this.nodes().await else { return };
+                    replicas = tasks::on_nodes(replicas, &nodes);
+                }
                 if !replicas.is_empty() && replicas.iter().all(|r| r.state.is_terminal()) {
                     return;
                 }
