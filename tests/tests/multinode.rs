@@ -127,10 +127,12 @@ async fn a_master_on_a_worker_node_hands_back_its_exit_code_and_logs() {
     let Some(swarm) = swarm("a_master_on_a_worker_node…").await else { return };
     let name = unique("mnexit");
     let scope = swarm.scope_for_task(&name).await;
-    let script = format!("{}\necho \"master on $NODE done\"; echo oops >&2; exit 3", reach_every_worker(2));
+    // Environment values are literal (atq escapes swarm's templates), so the node is known from
+    // the manager's task list, not from `{{.Node.Hostname}}`.
+    let script = format!("{}\necho \"master done\"; echo oops >&2; exit 3", reach_every_worker(2));
     let task = Task::builder(&name)
         .workers(listening_worker(2).constraint("node.hostname==node2"))
-        .master(master(&script).constraint("node.hostname==node3").env("NODE", "{{.Node.Hostname}}"))
+        .master(master(&script).constraint("node.hostname==node3"))
         .build()
         .unwrap();
     let director = Director::new(scope.cluster.clone());
@@ -139,7 +141,7 @@ async fn a_master_on_a_worker_node_hands_back_its_exit_code_and_logs() {
     assert_eq!(on, ["node3"]);
     let outcome = deployment.wait(Some(Duration::from_secs(60))).await.unwrap();
     assert_eq!(outcome.exit_code, 3, "{outcome:#?}");
-    assert!(outcome.logs.contains("master on node3 done") && outcome.logs.contains("oops"), "{}", outcome.logs);
+    assert!(outcome.logs.contains("master done") && outcome.logs.contains("oops"), "{}", outcome.logs);
     assert_eq!(outcome.logs.matches("reached ").count(), 2, "{}", outcome.logs);
     deployment.teardown().await.unwrap();
     swarm.assert_nothing_left(&scope).await;
@@ -157,27 +159,35 @@ async fn a_data_bundle_is_read_on_every_node() {
     let bundle_scope = swarm.scope_for_bundle(&id).await;
     let name = unique("mndata");
     let scope = swarm.scope_for_task(&name).await;
-    let read = "echo \"$NODE read $(cat /atq/data/plan.txt)\"";
+    // Environment values are literal (atq escapes swarm's templates): each line is tied to its
+    // node through its replica's slot and the manager's task list.
+    let read = "echo \"read $(cat /atq/data/plan.txt)\"";
     let worker = Service::new(BUSYBOX)
         .replicas(4)
         .data(&id)
         .constraint("node.role==worker")
-        .env("NODE", "{{.Node.Hostname}}")
         .command(["sh", "-c"])
         .args([format!("{read}; {RUN_UNTIL_STOPPED}")]);
-    let reader = master(read).data(&id).constraint("node.role==manager").env("NODE", "{{.Node.Hostname}}");
+    let reader = master(read).data(&id).constraint("node.role==manager");
     let task = Task::builder(&name).workers(worker).master(reader).build().unwrap();
     let director = Director::new(cluster.clone());
     let deployment = director.deploy(&task).await.unwrap();
     let outcome = deployment.wait(Some(Duration::from_secs(60))).await.unwrap();
     assert_eq!(outcome.exit_code, 0, "{outcome:#?}");
-    assert!(outcome.logs.contains(&format!("node1 read {}", plan.trim())), "{}", outcome.logs);
+    assert!(outcome.logs.contains(&format!("read {}", plan.trim())), "{}", outcome.logs);
+    assert_eq!(hostnames(&swarm, &replicas_of(&cluster, &task, Role::Master).await), ["node1"]);
+    let workers = replicas_of(&cluster, &task, Role::Worker).await;
+    let node_of: BTreeMap<u32, String> = workers.iter().map(|r| r.slot).zip(hostnames(&swarm, &workers)).collect();
 
     // Every worker node read the same file (worker logs can lag behind their start).
     let want: BTreeSet<String> = swarm.worker_hostnames().iter().map(|n| format!("{n} read {}", plan.trim())).collect();
     let worker_logs = || async {
         let stream = director.logs(&name, Role::Worker, &atq_core::cluster::LogOptions::all()).await.unwrap();
-        let lines: BTreeSet<String> = stream.map(|l| l.unwrap().text).collect().await;
+        let lines: BTreeSet<String> = stream
+            .map(|l| l.unwrap())
+            .map(|l| format!("{} {}", l.replica.and_then(|s| node_of.get(&s)).map_or("?", String::as_str), l.text))
+            .collect()
+            .await;
         (lines == want).then_some(())
     };
     eventually(&format!("the workers print {want:?}"), Duration::from_secs(15), worker_logs).await;

@@ -294,7 +294,7 @@ impl Cluster for DockerCluster {
             ..Default::default()
         };
         let prefix = SubnetPool::prefix_for(spec.capacity, 0);
-        let created = subnet::create_in_pool(&self.docker, &self.pool, prefix, request, |e| {
+        let created = subnet::create_in_pool(&self.docker, &self.pool, prefix, false, request, |e| {
             self.error(e, "create network", "network", &spec.name)
         })
         .await;
