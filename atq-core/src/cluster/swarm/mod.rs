@@ -90,6 +90,10 @@ pub const CONNECT_TIMEOUT: Duration = super::endpoint::LOCAL_CONNECT_TIMEOUT;
 /// Default bound for [`Cluster::remove_network`]'s wait (see [`SwarmCluster::with_removal_timeout`]).
 pub const DEFAULT_REMOVAL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a service's removal may wait per task, when that is more than the removal bound
+/// ([`SwarmCluster::with_removal_timeout`], 60 s by default): 300 replicas get 90 s.
+const REMOVAL_PER_TASK: Duration = Duration::from_millis(300);
+
 /// First pause of a removal's wait (a network in use, tasks or containers still there), growing
 /// by half each time up to [`REMOVAL_POLL_MAX`]: a removal usually completes within a few hundred
 /// milliseconds, and a doubling pause from 50 ms saw it up to 200 ms late.
@@ -341,6 +345,7 @@ impl SwarmCluster {
         service: &str,
         mut tasks: Vec<(String, Option<String>)>,
         start: Instant,
+        bound: Duration,
     ) -> Result<()> {
         let mut pause = REMOVAL_POLL_MIN;
         loop {
@@ -377,14 +382,14 @@ impl SwarmCluster {
             if left.is_empty() {
                 return Ok(());
             }
-            if start.elapsed() >= self.removal_timeout {
+            if start.elapsed() >= bound {
                 return Err(Error::engine(
                     "remove service",
                     service,
                     format!(
                         "removed, but {} of its containers still exist after {:?}; `atq prune` retries",
                         left.len(),
-                        self.removal_timeout
+                        bound
                     ),
                 ));
             }
@@ -396,7 +401,13 @@ impl SwarmCluster {
 
     /// Waits, within the removal bound from `start`, until this node has no container left of
     /// the service with id `service_id`.
-    async fn wait_local_containers_gone(&self, service: &str, service_id: &str, start: Instant) -> Result<()> {
+    async fn wait_local_containers_gone(
+        &self,
+        service: &str,
+        service_id: &str,
+        start: Instant,
+        bound: Duration,
+    ) -> Result<()> {
         let filters: std::collections::HashMap<String, Vec<String>> =
             [("label".to_string(), vec![format!("com.docker.swarm.service.id={service_id}")])].into();
         let mut pause = REMOVAL_POLL_MIN;
@@ -410,15 +421,11 @@ impl SwarmCluster {
             if left.is_empty() {
                 return Ok(());
             }
-            if start.elapsed() >= self.removal_timeout {
+            if start.elapsed() >= bound {
                 return Err(Error::engine(
                     "remove service",
                     service,
-                    format!(
-                        "removed, but {} stopped container(s) still exist after {:?}",
-                        left.len(),
-                        self.removal_timeout
-                    ),
+                    format!("removed, but {} stopped container(s) still exist after {:?}", left.len(), bound),
                 ));
             }
             tokio::time::sleep(pause).await;
@@ -600,6 +607,8 @@ impl Cluster for SwarmCluster {
             Err(e) => return Err(e),
         };
         let start = Instant::now();
+        // A large service takes longer to go on a loaded swarm (300 workers over 3 nodes: 48–52 s).
+        let bound = self.removal_timeout.max(REMOVAL_PER_TASK * u32::try_from(tasks.len()).unwrap_or(u32::MAX));
         let service_id = tasks.first().map(|t| t.service_id.clone()).filter(|id| !id.is_empty());
         let (local, remote): (Vec<_>, Vec<_>) =
             tasks.into_iter().partition(|t| t.node_id.as_deref() == Some(self.node_id.as_str()));
@@ -629,9 +638,9 @@ impl Cluster for SwarmCluster {
             after_ms = start.elapsed().as_millis(),
             "service deleted, its local containers removed"
         );
-        self.wait_tasks_gone(name, remote.into_iter().map(|t| (t.id, t.node_id)).collect(), start).await?;
+        self.wait_tasks_gone(name, remote.into_iter().map(|t| (t.id, t.node_id)).collect(), start, bound).await?;
         let gone = match service_id {
-            Some(id) => self.wait_local_containers_gone(name, &id, start).await,
+            Some(id) => self.wait_local_containers_gone(name, &id, start, bound).await,
             None => Ok(()),
         };
         tracing::debug!(service = name, after_ms = start.elapsed().as_millis(), "service removed");
