@@ -12,7 +12,7 @@
 //!   creation landed late, and reports what it could not remove ([`Error::TeardownIncomplete`]):
 //!   calling it again retries exactly that. Replicas on a node that is down (or gone) are not
 //!   waited for — their agent cannot answer; the engine removes their containers once the node is
-//!   back — and the [`Removal`] names them, so the caller can say so
+//!   back — and the `Removal` names them, so the caller can say so
 //!   ([`Event::LeftOnLostNodes`]).
 //! - `Record` is what a deploy created so far; dropped uncommitted (the deploy future was
 //!   cancelled), it hands its removal to the cleanup thread.

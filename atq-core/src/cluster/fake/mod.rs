@@ -66,8 +66,9 @@ const ENGINE_ADDRESSES: u32 = 1;
 ///   the pool, `10.208.0.0/13` unless [`with_subnet_pool`](Self::with_subnet_pool) says otherwise);
 ///   replicas get its addresses from `.2` on, one per network they join, and a service with more
 ///   replicas than its network has free addresses is refused; addresses are reused after removal.
-/// - One node (`fake-node-1`), a swarm manager; configs up to 500 KiB; names follow the
-///   engine's rules (letters, digits, `-`, `_`; `.` too for configs; at most 63/64 characters).
+/// - One node (`fake-node-1`, hostname `node1`), a swarm manager ([`with_nodes`](Self::with_nodes)
+///   for more); configs up to 500 KiB; names follow the engine's rules (letters, digits, `-`,
+///   `_`; `.` too for configs; at most 63/64 characters).
 ///
 /// # Scripts and faults
 /// [`script`](Self::script) (and its shorthands [`master_exits`](Self::master_exits),
@@ -77,6 +78,8 @@ const ENGINE_ADDRESSES: u32 = 1;
 /// [`copy_from_replica`](Cluster::copy_from_replica) returns as a tar. [`fail_call`](Self::fail_call),
 /// [`fail_call_after`](Self::fail_call_after) and [`fail_any_call`](Self::fail_any_call) make
 /// a later call fail; [`kill_replica`](Self::kill_replica) kills a running replica;
+/// [`node_down`](Self::node_down) and [`node_up`](Self::node_up) take a node away and bring it
+/// back, as the engine reports it (its replicas [lost](ReplicaState::Lost), then failed 255);
 /// [`calls`](Self::calls) and [`call_log`](Self::call_log) tell what the engine was asked.
 ///
 /// ```
@@ -834,7 +837,7 @@ impl FakeCluster {
     /// The node (hostname `nodeN` or id `fake-node-N`) loses power, as the engine sees it once it
     /// marks the node down: replicas on it that had not stopped keep their last report (running,
     /// or pending) with desired state shutdown, which atq reports as
-    /// [`Lost`](ReplicaState::Lost) (see [`on_node`](crate::cluster::on_node)); no new replica
+    /// [`Lost`](ReplicaState::Lost) (see [`on_node`]); no new replica
     /// is scheduled there; removing their service succeeds at once, leaving their containers
     /// there ([`stranded_containers`](Self::stranded_containers)) until the node is back.
     ///
