@@ -293,7 +293,7 @@ async fn concurrent_deploys_from_separate_clients_each_get_a_network_of_their_ow
     for name in &names {
         scopes.push(Scope::for_task(backend, name).await);
     }
-    let deploys = scopes.iter().zip(&names).map(|(scope, name)| async move {
+    let deploys = names.iter().map(|name| async move {
         let task = Task::builder(name)
             .workers(listening_worker(1))
             .master(master(RUN_UNTIL_STOPPED))
