@@ -294,9 +294,15 @@ impl Cluster for DockerCluster {
             ..Default::default()
         };
         let prefix = SubnetPool::prefix_for(spec.capacity, 0);
-        let created = subnet::create_in_pool(&self.docker, &self.pool, prefix, false, request, |e| {
-            self.error(e, "create network", "network", &spec.name)
-        })
+        let created = subnet::create_in_pool(
+            &self.docker,
+            &self.pool,
+            prefix,
+            false,
+            request,
+            subnet::Overlaps::RefusedByEngine,
+            |e| self.error(e, "create network", "network", &spec.name),
+        )
         .await;
         if created.is_err() {
             if let Err(e) = store::release(&self.docker, &lock).await {

@@ -537,9 +537,15 @@ impl Cluster for SwarmCluster {
             ..Default::default()
         };
         let prefix = SubnetPool::prefix_for(spec.capacity, self.nodes);
-        subnet::create_in_pool(&self.docker, &self.pool, prefix, true, request, |e| {
-            self.error(e, "create network", "network", &spec.name)
-        })
+        subnet::create_in_pool(
+            &self.docker,
+            &self.pool,
+            prefix,
+            true,
+            request,
+            subnet::Overlaps::CheckedAfterCreate,
+            |e| self.error(e, "create network", "network", &spec.name),
+        )
         .await
     }
 
