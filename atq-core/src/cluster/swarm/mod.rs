@@ -28,6 +28,13 @@
 //!   found" (the daemon resolving a name it still has locally but the swarm no longer has) is
 //!   `NotFound`; anything else is `Engine` with the operation and the object.
 //! - Replica addresses come from the manager's `GET /tasks` JSON; see the `tasks` module for why and how.
+//! - Nodes that go away: the manager keeps a task of a node that is down at its last report
+//!   ("running") with desired state shutdown for 24 hours. `replicas` lists the nodes after the
+//!   tasks and reports such a replica [`Lost`](super::ReplicaState::Lost), naming the node
+//!   ([`super::on_node`]); `remove_service` does not wait for the tasks of a node that is down (its
+//!   agent cannot answer; the engine deletes them, and the node removes their containers, once it
+//!   is back), asking the nodes again at every round of its wait. Its wait is bounded by the
+//!   removal bound or 0.3 s per task, whichever is longer.
 //!
 //! Engine facts this module relies on (measured on Docker 20.10.24, API 1.41):
 //! - Swarm network names are unique cluster-wide: a second create of the same name is a 409
