@@ -620,7 +620,7 @@ async fn a_replica_on_a_down_node_is_not_reported_running() {
 
 /// 300 workers, 100 per node, in a /23 (the network sizing). Exclusive, with a 5 s heartbeat:
 /// on this machine 300 starting containers stall the engines long enough for a 1 s heartbeat to
-/// mark every node down (see [`Swarm::with_heartbeat`]). Measured (BENCHMARKS.md): ~2.7 min.
+/// mark every node down (see [`Swarm::with_heartbeat`]). Measured (BENCHMARKS.md): 2–2.7 min.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_workers_spread_over_the_nodes_are_reached_and_torn_down() {
     let Some(swarm) = swarm_exclusive("three_hundred_workers…").await else { return };
