@@ -51,7 +51,7 @@ pub async fn store_zip(state: &AppState, bytes: &[u8]) -> Result<atq_core::DataB
 
 /// Uploads a data bundle: the body is a zip archive (`application/zip`).
 #[utoipa::path(post, path = "/v2/data", tag = "data",
-    request_body(content = Vec<u8>, description = "A zip archive", content_type = "application/zip"),
+    request_body(content = Vec<u8>, description = "A zip archive (sent as `application/zip` or `application/octet-stream`)", content_type = "application/octet-stream"),
     responses(
         (status = 201, body = BundleView),
         (status = 401, body = Problem, content_type = "application/problem+json"),

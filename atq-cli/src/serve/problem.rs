@@ -126,6 +126,8 @@ impl From<atq_core::Error> for Problem {
             Error::Validation(v) => return Problem::invalid(&kind, &e.to_string(), &v.problems),
             Error::NotFound { .. } | Error::TaskNotFound { .. } => StatusCode::NOT_FOUND,
             Error::TaskExists { .. } | Error::Conflict { .. } | Error::InUse { .. } => StatusCode::CONFLICT,
+            Error::Data(atq_core::error::DataError::NotFound { .. }) => StatusCode::NOT_FOUND,
+            Error::Data(atq_core::error::DataError::InUse { .. }) => StatusCode::CONFLICT,
             Error::Data(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::EngineUnreachable { .. } | Error::EngineUnsuitable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
