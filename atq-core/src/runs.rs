@@ -686,3 +686,102 @@ fn artifact_names(dir: &Path, report: &RunReport) -> Vec<String> {
         .map(|p| p.strip_prefix(dir).unwrap_or(p).to_string_lossy().into_owned())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cluster::fake::{Matcher, Script};
+    use crate::labels::Role;
+    use crate::{FakeCluster, Service};
+
+    fn task(name: &str) -> Task {
+        Task::builder(name).workers(Service::new("img").replicas(2)).master(Service::new("img")).build().unwrap()
+    }
+
+    fn client(name: &str) -> Client {
+        Client { name: name.into(), ..Client::default() }
+    }
+
+    async fn over(manager: &RunManager, id: &str) -> RunRecord {
+        manager.settled(id).await;
+        manager.records().get(id).unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_accepted_run_runs_exactly_once() {
+        let fake = FakeCluster::new();
+        let manager = RunManager::new(Director::new(fake.clone()), 3, Records::in_memory().unwrap(), None).unwrap();
+        let ids: Vec<String> =
+            (0..20).map(|i| manager.submit(&task(&format!("t{i}")), &client("a")).unwrap().id).collect();
+        for id in &ids {
+            let record = over(&manager, id).await;
+            assert_eq!(record.state, RunState::Succeeded);
+            let deploys = record.phases.iter().filter(|p| p.name == "network_created").count();
+            assert_eq!(deploys, 1, "run {id} deployed once");
+        }
+        assert!(fake.is_empty());
+        assert_eq!(manager.active(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_client_over_its_run_limit_is_refused() {
+        let fake = FakeCluster::new();
+        fake.script(Matcher::role(Role::Master), Script::exits_after(0, Duration::from_secs(30)));
+        let manager = RunManager::new(Director::new(fake), 1, Records::in_memory().unwrap(), None).unwrap();
+        let limited = Client {
+            name: "a".into(),
+            policy: Policy { max_concurrent_runs: Some(1), ..Policy::default() },
+            ..Client::default()
+        };
+        let first = manager.submit(&task("one"), &limited).unwrap();
+        assert!(matches!(manager.submit(&task("two"), &limited), Err(SubmitError::TooManyRuns { limit: 1, .. })));
+        assert!(manager.submit(&task("two"), &client("b")).is_ok(), "another client has its own limit");
+        manager.shutdown().await;
+        assert_eq!(manager.records().get(&first.id).unwrap().unwrap().state, RunState::Aborted);
+    }
+
+    #[tokio::test]
+    async fn a_restart_requeues_what_never_started_and_tears_down_what_was_left_running() {
+        let fake = FakeCluster::new();
+        fake.script(Matcher::role(Role::Master), Script::exits_after(0, Duration::from_secs(3600)));
+        let director = Director::new(fake.clone());
+        let dir = tempfile::tempdir().unwrap();
+        // What a killed service left: a run deployed and running, one still queued, one that
+        // was deploying but created nothing.
+        let running = task("left-running");
+        let deployment = director.deploy(&running).await.unwrap();
+        let deploy_id = deployment.deploy_id().to_owned();
+        deployment.keep();
+        {
+            let records = Records::open(dir.path()).unwrap();
+            let none = BTreeMap::new();
+            records.insert("r-running", running.name(), &running.to_json(), "a", &none, SystemTime::now()).unwrap();
+            records.set_state("r-running", RunState::Running).unwrap();
+            records.set_deploy_id("r-running", &deploy_id).unwrap();
+            let queued = task("was-queued");
+            records.insert("r-queued", queued.name(), &queued.to_json(), "a", &none, SystemTime::now()).unwrap();
+            let lost = task("lost");
+            records.insert("r-lost", lost.name(), &lost.to_json(), "a", &none, SystemTime::now()).unwrap();
+            records.set_state("r-lost", RunState::Deploying).unwrap();
+        }
+        fake.script(Matcher::role(Role::Master), Script::exits(0));
+        let manager = RunManager::new(director, 2, Records::open(dir.path()).unwrap(), Some(dir.path())).unwrap();
+        let settled = manager.reconcile().await.unwrap();
+        let by_id = |id: &str| settled.iter().find(|s| s.id == id).unwrap().clone();
+        assert_eq!(by_id("r-running").state, RunState::Aborted);
+        assert!(by_id("r-running").note.contains("torn down after a restart"), "{:?}", by_id("r-running"));
+        assert_eq!(by_id("r-queued").state, RunState::Queued);
+        assert_eq!(by_id("r-lost").state, RunState::Failed);
+        assert!(by_id("r-lost").note.starts_with("lost"));
+        assert!(!fake.services().iter().any(|s| s.starts_with("left-running")), "torn down");
+        let requeued = over(&manager, "r-queued").await;
+        assert_eq!(requeued.state, RunState::Succeeded);
+        assert!(requeued.note.unwrap().contains("queued again"));
+        let record = manager.records().get("r-running").unwrap().unwrap();
+        assert_eq!(record.state, RunState::Aborted);
+        assert!(record.note.unwrap().contains("deploy"));
+    }
+}
