@@ -68,6 +68,17 @@ impl Ticket {
 pub struct Slot {
     /// The queue it goes back to (None: never handed out).
     queue: Option<RunQueue>,
+    /// When it was handed out, read under the queue's lock: admissions' times follow their order.
+    admitted_at: std::time::SystemTime,
+}
+
+impl Slot {
+    /// When the entry was admitted (in admission order: later admissions never have earlier times,
+    /// unless the system clock steps back).
+    #[must_use]
+    pub fn admitted_at(&self) -> std::time::SystemTime {
+        self.admitted_at
+    }
 }
 
 impl Drop for Slot {
@@ -108,7 +119,9 @@ impl RunQueue {
         while state.running < state.limit {
             let Some(next) = state.waiting.pop_front() else { return };
             state.running += 1;
-            if let Err(mut slot) = next.admit.send(Slot { queue: Some(self.clone()) }) {
+            if let Err(mut slot) =
+                next.admit.send(Slot { queue: Some(self.clone()), admitted_at: std::time::SystemTime::now() })
+            {
                 // Its ticket is gone: the slot comes straight back (without re-entering the lock).
                 slot.queue = None;
                 state.running -= 1;

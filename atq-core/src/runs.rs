@@ -388,13 +388,16 @@ impl RunManager {
             () = live.interrupt.reached(1) => None,
             admitted = ticket.admitted() => admitted.ok(),
         };
-        let Some(_slot) = slot else {
+        let Some(slot) = slot else {
             self.inner.queue.withdraw(&live.id);
             let error = Error::Interrupted { abandoned: false };
             self.end(&live, RunState::Aborted, None, run::error_json(task.name(), &error), None, Vec::new());
             return;
         };
+        // Its turn came: the `deploying` phase has the admission's time, so that phases show the
+        // queue's order (deploys admitted together race to their first engine call).
         self.record(&live.id, |r| r.set_state(&live.id, RunState::Deploying));
+        self.record(&live.id, |r| r.add_phase(&live.id, "deploying", slot.admitted_at()));
         let dir = self.artifacts_dir(&live.id);
         let options = RunOptions::new().follow_logs(FollowLogs::All).artifacts_dir(&dir);
         let mut flow = self.inner.director.run_with(&task, options, live.interrupt.clone());
@@ -416,6 +419,8 @@ impl RunManager {
                 }
             }
         }
+        // The slot goes back only now: the run's end is recorded before the next run starts.
+        drop(slot);
     }
 
     /// Writes to the records; a failure is logged (the run goes on: the engine is the truth for

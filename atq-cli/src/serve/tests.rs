@@ -278,7 +278,7 @@ async fn runs_start_in_submission_order_within_the_concurrency_limit() {
             let phase = view["phases"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
             humantime::parse_rfc3339(phase["time"].as_str().unwrap()).unwrap()
         };
-        spans.push((time("network_created"), time("succeeded")));
+        spans.push((time("deploying"), time("succeeded")));
     }
     for pair in spans.windows(2) {
         assert!(pair[0].0 <= pair[1].0, "started in submission order");
