@@ -23,6 +23,7 @@ const ALICE: &str = "atq_alice";
 const BOB: &str = "atq_bob";
 const READER: &str = "atq_reader";
 const ADMIN: &str = "atq_admin";
+const LOADER: &str = "atq_loader";
 
 struct Service {
     app: Router,
@@ -47,6 +48,7 @@ fn service_with(concurrency: usize, master_runs: Duration) -> Service {
             entry("bob", BOB, &[Scope::RunsRead, Scope::RunsWrite]),
             entry("reader", READER, &[Scope::RunsRead]),
             entry("admin", ADMIN, &[Scope::Admin]),
+            entry("loader", LOADER, &[Scope::RunsRead, Scope::DataWrite]),
         ],
     };
     let app = router(AppState { manager, auth: Auth::Tokens(Arc::new(tokens)) });
@@ -379,4 +381,61 @@ async fn the_openapi_document_names_every_route() {
     for path in ["/v2/runs", "/v2/runs/{id}", "/v2/runs/{id}/events", "/v2/data", "/task", "/task/{id}", "/swarm"] {
         assert!(paths.contains_key(path), "{path} missing");
     }
+}
+
+fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, content) in files {
+        zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(content.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn v2_data_bundles_are_uploaded_listed_and_removed() {
+    let s = service();
+    let bundle = zip_of(&[("plan.jmx", "<jmeterTestPlan/>"), ("users.csv", "id\n1\n")]);
+    let answer = call(&s.app, Method::POST, "/v2/data", Some(ALICE), bundle.clone()).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "runs:write is not data:write");
+    let answer = call(&s.app, Method::POST, "/v2/data", Some(LOADER), b"not a zip".to_vec()).await;
+    assert_eq!(answer.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let answer = call(&s.app, Method::POST, "/v2/data", Some(LOADER), bundle).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&answer.body));
+    let id = answer.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(answer.json()["files"], 2);
+    let list = call(&s.app, Method::GET, "/v2/data", Some(READER), Body::empty()).await.json();
+    assert_eq!(list[0]["id"], id.as_str());
+    let answer = call(&s.app, Method::DELETE, &format!("/v2/data/{id}"), Some(LOADER), Body::empty()).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    let answer = call(&s.app, Method::DELETE, &format!("/v2/data/{id}"), Some(LOADER), Body::empty()).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn v1_databind_upload_takes_a_multipart_zip() {
+    let s = service();
+    let multipart = |content: &[u8]| {
+        let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"plan.zip\"\r\nContent-Type: application/zip\r\n\r\n".to_vec();
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n--XyZ--\r\n");
+        body
+    };
+    let upload = |body: Vec<u8>| {
+        Request::post("/api/databind/upload")
+            .header("authorization", format!("Bearer {LOADER}"))
+            .header("content-type", "multipart/form-data; boundary=XyZ")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let response = s.app.clone().oneshot(upload(multipart(&zip_of(&[("a.txt", "a")])))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value =
+        serde_json::from_slice(&axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap()).unwrap();
+    let id = body["id"].as_str().unwrap().to_owned();
+    let list = call(&s.app, Method::GET, "/databind/list", Some(READER), Body::empty()).await.json();
+    assert_eq!(list, serde_json::json!([{"id": id}]));
+    let response = s.app.clone().oneshot(upload(multipart(b"plain text"))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
