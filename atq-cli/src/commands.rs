@@ -27,11 +27,12 @@ pub async fn dispatch(command: Command, signals: &mut Signals) -> Result<u8, Cli
         }
         Command::Token(command) => crate::serve::token_command(command).map_err(CliError::Usage)?,
         Command::Serve(args) => {
+            let auth = crate::serve::auth_of(&args).map_err(CliError::Usage)?;
             let director = engine::director().await?;
             let mut stop = crate::signals::Signals::listen()
                 .map_err(|e| CliError::Core(atq_core::Error::Io { path: "signal handlers".into(), source: e }))?;
             let shutdown = async move { stop.recv().await };
-            crate::serve::serve(args, director, shutdown).await.map_err(CliError::Usage)?;
+            crate::serve::serve(args, auth, director, shutdown).await.map_err(CliError::Usage)?;
         }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

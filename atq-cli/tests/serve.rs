@@ -65,6 +65,9 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -133,10 +136,14 @@ impl Answer {
 }
 
 async fn call(server: &Server, method: &str, path: &str, token: &str, body: &str) -> Answer {
+    call_at(&server.base, method, path, token, body).await
+}
+
+async fn call_at(base: &str, method: &str, path: &str, token: &str, body: &str) -> Answer {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let request = hyper::Request::builder()
         .method(method)
-        .uri(format!("{}{path}", server.base))
+        .uri(format!("{base}{path}"))
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.to_owned())))
@@ -316,4 +323,60 @@ async fn a_restart_after_kill_9_mid_run_reconciles_the_run() {
     let note = view["note"].as_str().unwrap();
     assert!(note.contains("torn down after a restart"), "{note}");
     assert_nothing_left(&task);
+}
+
+#[test]
+fn no_auth_is_refused_off_loopback_and_a_service_needs_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_atq"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--insecure-no-auth", "--state"])
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only allowed on a loopback address"));
+    let out = Command::new(env!("CARGO_BIN_EXE_atq"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--tokens"])
+        .arg(dir.path().join("none.json"))
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("atq token add"));
+}
+
+#[tokio::test]
+async fn a_stopped_service_tears_its_runs_down_and_ends_their_streams() {
+    require_engine();
+    let dir = tempfile::tempdir().unwrap();
+    let token = add_token(dir.path(), "ci", "runs:read,runs:write");
+    let task = name("stop");
+    let mut server = start(dir.path());
+    let answer =
+        call(&server, "POST", "/v2/runs", &token, &task_json(&task, "trap 'exit 0' TERM; sleep 600 & wait")).await;
+    assert_eq!(answer.status, 202, "{}", String::from_utf8_lossy(&answer.body));
+    let id = answer.json()["id"].as_str().unwrap().to_owned();
+    wait_for(&server, &token, &id, "running", |v| v["state"] == "running").await;
+    // A reader follows the run while the service is stopped: its stream must end.
+    let reader = {
+        let (base, token, id) = (server.base.clone(), token.clone(), id.clone());
+        tokio::spawn(async move {
+            let events = call_at(&base, "GET", &format!("/v2/runs/{id}/events"), &token, "").await;
+            String::from_utf8(events.body).unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "atq serve did not stop");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events = tokio::time::timeout(Duration::from_secs(10), reader).await.unwrap().unwrap();
+    assert!(events.contains("event: error"), "the stream ends with the run's end: {events}");
+    assert_nothing_left(&task);
+    let server = start(dir.path());
+    let view = call(&server, "GET", &format!("/v2/runs/{id}"), &token, "").await.json();
+    assert_eq!(view["state"], "aborted", "{view}");
 }

@@ -664,11 +664,15 @@ impl RunManager {
 
     /// Stops every run of this process (the service is stopping): each is aborted as a client's
     /// `DELETE` would, and this waits until every one is over (the caller bounds the wait).
+    /// Calling it again only waits.
     pub async fn shutdown(&self) {
         let live: Vec<Arc<LiveRun>> = lock(&self.inner.runs).values().filter(|r| !r.is_done()).cloned().collect();
         for run in &live {
             self.inner.queue.withdraw(&run.id);
-            run.interrupt.trigger();
+            // Once only: a second trigger would give up waiting for the cleanup.
+            if run.interrupt.count() == 0 {
+                run.interrupt.trigger();
+            }
         }
         for run in live {
             self.settled(&run.id).await;

@@ -166,14 +166,10 @@ pub struct ServeArgs {
     pub insecure_no_auth: bool,
 }
 
-/// Runs the service until `shutdown` resolves; then aborts its runs (tearing them down) and
-/// waits a bounded while for that.
-pub async fn serve(
-    args: ServeArgs,
-    director: atq_core::Director,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
-    let auth = if args.insecure_no_auth {
+/// How callers are authenticated, from the arguments: checked before anything else (no engine
+/// is contacted for a refused `--insecure-no-auth`).
+pub fn auth_of(args: &ServeArgs) -> Result<Auth, String> {
+    if args.insecure_no_auth {
         if !args.listen.ip().is_loopback() {
             return Err(format!(
                 "--insecure-no-auth is only allowed on a loopback address, not {}: use a tokens file (`atq token add`)",
@@ -184,18 +180,30 @@ pub async fn serve(
             "atq: warning: --insecure-no-auth: every caller on {} is an admin; never expose this port",
             args.listen
         ));
-        Auth::Disabled
-    } else {
-        let file = auth::TokensFile::load(&args.tokens)?;
-        if file.tokens.is_empty() {
-            return Err(format!(
-                "no tokens in {}: create one with `atq token add NAME --scopes runs:read,runs:write --tokens {}`",
-                args.tokens.display(),
-                args.tokens.display()
-            ));
-        }
-        Auth::Tokens(Arc::new(file))
-    };
+        return Ok(Auth::Disabled);
+    }
+    let file = auth::TokensFile::load(&args.tokens)?;
+    if file.tokens.is_empty() {
+        return Err(format!(
+            "no tokens in {}: create one with `atq token add NAME --scopes runs:read,runs:write --tokens {}`",
+            args.tokens.display(),
+            args.tokens.display()
+        ));
+    }
+    Ok(Auth::Tokens(Arc::new(file)))
+}
+
+/// How long, once stopping, the service waits for its runs' teardown and its streams to end.
+const STOP_WAIT: Duration = Duration::from_secs(60);
+
+/// Runs the service until `shutdown` resolves; then stops accepting, aborts its runs (tearing
+/// them down: their event streams end with them) and waits a bounded while for that.
+pub async fn serve(
+    args: ServeArgs,
+    auth: Auth,
+    director: atq_core::Director,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
     let records = Records::open(&args.state).map_err(|e| e.to_string())?;
     let manager = RunManager::new(director, usize::from(args.concurrency), records, Some(&args.state))
         .map_err(|e| format!("cannot prepare the state directory: {e}"))?;
@@ -208,12 +216,24 @@ pub async fn serve(
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     crate::display::err(&format!("atq: serving on http://{address} (concurrency {})", args.concurrency));
     let app = router(AppState { manager: manager.clone(), auth });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| format!("the service failed: {e}"))?;
-    crate::display::err("atq: stopping: aborting the runs still queued or running");
-    if tokio::time::timeout(Duration::from_secs(60), manager.shutdown()).await.is_err() {
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let (stopper, notify) = (manager.clone(), stopping.clone());
+    // On the signal the runs are aborted at once: the graceful shutdown waits for open streams,
+    // and a run's event stream ends only with its run.
+    let signal = async move {
+        shutdown.await;
+        crate::display::err("atq: stopping: aborting the runs still queued or running");
+        notify.notify_one();
+        tokio::spawn(async move { stopper.shutdown().await });
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    tokio::select! {
+        served = server => served.map_err(|e| format!("the service failed: {e}"))?,
+        () = async { stopping.notified().await; tokio::time::sleep(STOP_WAIT).await } => {
+            crate::display::err("atq: streams still open 60 s after the stop: closing them");
+        }
+    }
+    if tokio::time::timeout(STOP_WAIT, manager.shutdown()).await.is_err() {
         crate::display::err("atq: some runs were still being torn down after 60 s: `atq prune` removes what is left");
     }
     Ok(())
