@@ -1,7 +1,8 @@
 //! Load on `atq serve` (on FakeCluster, loopback only, bounded): C concurrent clients submit N
 //! runs in all (`POST /v2/runs`), each then reads its run (`GET /v2/runs/{id}`); afterwards every
 //! accepted run must have been executed exactly once, started in submission order, never more
-//! than K at once. Prints the p50/p99 latency of both requests.
+//! than K at once. Each master runs `--master-ms` (default 20 ms), so that K is reached. Prints
+//! the p50/p99 latency of both requests.
 //!
 //! `cargo build --release -p atq-cli && cargo run -p atq-benches --release --bin serve-load -- \
 //!   --atq target/release/atq --clients 100 --runs 1000 --concurrency 10`
@@ -24,10 +25,11 @@ struct Options {
     clients: usize,
     runs: usize,
     concurrency: usize,
+    master_ms: u64,
 }
 
 fn options() -> Options {
-    let mut o = Options { atq: "target/release/atq".into(), clients: 100, runs: 1000, concurrency: 10 };
+    let mut o = Options { atq: "target/release/atq".into(), clients: 100, runs: 1000, concurrency: 10, master_ms: 20 };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().unwrap_or_default();
@@ -36,8 +38,9 @@ fn options() -> Options {
             "--clients" => o.clients = v.parse().expect("--clients N"),
             "--runs" => o.runs = v.parse().expect("--runs N"),
             "--concurrency" => o.concurrency = v.parse().expect("--concurrency K"),
+            "--master-ms" => o.master_ms = v.parse().expect("--master-ms MS"),
             _ => {
-                eprintln!("serve-load [--atq PATH] [--clients C] [--runs N] [--concurrency K]");
+                eprintln!("serve-load [--atq PATH] [--clients C] [--runs N] [--concurrency K] [--master-ms MS]");
                 std::process::exit(2);
             }
         }
@@ -78,6 +81,7 @@ fn main() {
         .arg("--state")
         .arg(state.path())
         .env("ATQ_FAKE", "1")
+        .env("ATQ_FAKE_MASTER_RUN_MS", o.master_ms.to_string())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start atq serve (build it first: cargo build --release -p atq-cli)");
@@ -181,8 +185,8 @@ fn main() {
     let _ = child.wait();
     let (accepted, executed, out_of_order, max_overlap, posts, gets, submitted_in, all_done) = result;
     println!(
-        "clients {} runs {} concurrency {}: accepted {accepted}, executed once each {executed}, started out of submission order {out_of_order}, most at once {max_overlap}",
-        o.clients, o.runs, o.concurrency
+        "clients {} runs {} concurrency {} master {} ms: accepted {accepted}, executed once each {executed}, started out of submission order {out_of_order}, most at once {max_overlap}",
+        o.clients, o.runs, o.concurrency, o.master_ms
     );
     println!(
         "POST /v2/runs p50 {:.2} ms p99 {:.2} ms; GET /v2/runs/{{id}} p50 {:.2} ms p99 {:.2} ms; all submitted in {:.2} s, all over in {:.2} s",

@@ -237,6 +237,9 @@ struct Inner {
     finished: Mutex<VecDeque<String>>,
     /// Task names of runs queued or running, and the run holding each.
     names: Mutex<HashMap<String, String>>,
+    /// Held from recording a submission to queueing it, so that the queue's order is the
+    /// records' (a run's `seq`) even when clients submit at the same instant.
+    submission: Mutex<()>,
 }
 
 /// The runs of a shared service: the queue, the records, and the run flow. Cheap to clone.
@@ -302,6 +305,7 @@ impl RunManager {
                 runs: Mutex::new(HashMap::new()),
                 finished: Mutex::new(VecDeque::new()),
                 names: Mutex::new(HashMap::new()),
+                submission: Mutex::new(()),
             }),
         })
     }
@@ -352,19 +356,22 @@ impl RunManager {
             }
             names.insert(task.name().to_owned(), id.clone());
         }
-        let recorded = self.inner.records.insert(
-            &id,
-            task.name(),
-            &task.to_json(),
-            &client.name,
-            task.labels(),
-            SystemTime::now(),
-        );
-        if let Err(e) = recorded {
-            lock(&self.inner.names).remove(task.name());
-            return Err(e.into());
+        {
+            let _order = lock(&self.inner.submission);
+            let recorded = self.inner.records.insert(
+                &id,
+                task.name(),
+                &task.to_json(),
+                &client.name,
+                task.labels(),
+                SystemTime::now(),
+            );
+            if let Err(e) = recorded {
+                lock(&self.inner.names).remove(task.name());
+                return Err(e.into());
+            }
+            self.start(&id, &client.name, task.clone());
         }
-        self.start(&id, &client.name, task.clone());
         Ok(self.inner.records.get(&id)?.expect("a run just recorded is there"))
     }
 
