@@ -203,7 +203,7 @@ impl Deployment {
             self.ctx.poll,
             timeout.map(wait::deadline_in),
             Phase::Run,
-            conditions::exited(move || Error::TaskNotFound { name: name.clone() }),
+            conditions::exited(move || Error::TaskNotFound { name: name.clone() }, conditions::SCHEDULE_GRACE),
         )
         .await?;
         let mut failed_workers: Vec<Replica> = self

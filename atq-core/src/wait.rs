@@ -136,7 +136,7 @@ pub async fn replicas_until<T>(
 
 /// The conditions atq waits for, as small named predicates (kube-runtime's `conditions`).
 pub mod conditions {
-    use super::{Check, Error, IpAddr, Replica, ReplicaState};
+    use super::{Check, Duration, Error, Instant, IpAddr, Replica, ReplicaState};
 
     /// Every one of `total` replicas runs (healthy, with a health check) with an address; done
     /// with `(slot, address)` in slot order. A replica that stopped for good fails the wait with
@@ -188,12 +188,23 @@ pub mod conditions {
         }
     }
 
+    /// How long a just-created service may show no replica before it counts as gone: swarm's
+    /// orchestrator lists a new service's task a moment after the create returns.
+    pub const SCHEDULE_GRACE: Duration = Duration::from_secs(10);
+
     /// The service's one replica has exited (or stopped for good); done with it. No replica at
-    /// all (the service is gone) fails with `gone`.
-    pub fn exited(gone: impl Fn() -> Error) -> impl FnMut(&[Replica]) -> Check<Replica> {
+    /// all fails with `gone` — once `grace` has passed since the first check without one (a
+    /// service created just before may not list its replica yet), at once after one was seen.
+    pub fn exited(gone: impl Fn() -> Error, grace: Duration) -> impl FnMut(&[Replica]) -> Check<Replica> {
+        let first_check = Instant::now();
+        let mut seen = false;
         move |replicas| match replicas.first() {
             Some(r) if r.state.is_terminal() => Check::Done(r.clone()),
-            Some(_) => Check::Pending("it is still running".into()),
+            Some(_) => {
+                seen = true;
+                Check::Pending("it is still running".into())
+            }
+            None if !seen && first_check.elapsed() < grace => Check::Pending("the replica is not listed yet".into()),
             None => Check::Failed(gone()),
         }
     }
@@ -236,6 +247,33 @@ pub mod conditions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-off service created a moment ago may list no replica yet (swarm's orchestrator adds
+    /// its task after the create returns): within the grace that is pending, not gone; after a
+    /// replica was seen, or past the grace, it is gone.
+    #[tokio::test(start_paused = true)]
+    async fn a_service_not_listing_its_replica_yet_is_pending_until_the_grace_passes() {
+        let gone = || Error::NotFound { kind: "probe", name: "t_probe".into() };
+        let mut exited = conditions::exited(gone, Duration::from_secs(10));
+        assert!(matches!(exited(&[]), Check::Pending(_)));
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(matches!(exited(&[]), Check::Failed(Error::NotFound { .. })));
+
+        let mut exited = conditions::exited(gone, Duration::from_secs(10));
+        let running = Replica {
+            id: "r1".into(),
+            name: "t_probe.1".into(),
+            slot: 1,
+            state: ReplicaState::Running,
+            address: None,
+            exit_code: None,
+            error: None,
+            node_id: None,
+            container_id: None,
+        };
+        assert!(matches!(exited(std::slice::from_ref(&running)), Check::Pending(_)));
+        assert!(matches!(exited(&[]), Check::Failed(Error::NotFound { .. })), "seen, then gone");
+    }
 
     #[test]
     fn polling_backs_off_from_min_to_max() {

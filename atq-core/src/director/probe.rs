@@ -113,7 +113,7 @@ async fn attempt_result(
         ctx.poll,
         Some(deadline),
         Phase::Probe,
-        conditions::exited(gone),
+        conditions::exited(gone, conditions::SCHEDULE_GRACE),
     )
     .await;
     match exited {

@@ -69,10 +69,9 @@ pub(super) fn replica(
             if exited.and_then(|s| s.oom_killed) == Some(true) {
                 error = Some("out of memory: the container was killed (OOM)".to_owned());
             }
-            // In the words a swarm task uses ("task: non-zero exit (3)"), minus the swarm.
-            if error.is_none() {
-                error = code.filter(|c| *c != 0).map(|c| format!("non-zero exit ({c})"));
-            }
+            // A plain non-zero exit has no error: the engine's `State.Error` is set only when the
+            // container could not run (the Director tells the two apart by it, as swarm's
+            // "task: non-zero exit (N)" is told apart from "starting container failed: …").
             let state = if code == Some(0) && error.is_none() { ReplicaState::Complete } else { ReplicaState::Failed };
             (state, code, error)
         }
@@ -162,7 +161,7 @@ mod tests {
         let inspected = ContainerState { exit_code: Some(3), ..Default::default() };
         let r = replica("s", &c, Some(&inspected), "t_net", "");
         assert_eq!((r.state, r.exit_code), (ReplicaState::Failed, Some(3)));
-        assert_eq!(r.error.as_deref(), Some("non-zero exit (3)"));
+        assert_eq!(r.error, None, "a program that ran and exited 3 is no start failure");
         let ok = ContainerState { exit_code: Some(0), ..Default::default() };
         assert_eq!(replica("s", &c, Some(&ok), "t_net", "").state, ReplicaState::Complete);
         let oom = ContainerState { exit_code: Some(137), oom_killed: Some(true), ..Default::default() };

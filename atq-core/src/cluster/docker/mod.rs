@@ -382,11 +382,14 @@ impl Cluster for DockerCluster {
 
     async fn create_config(&self, spec: &ConfigSpec) -> Result<String> {
         check_config("create config", &spec.name)?;
-        if spec.data.is_empty() || spec.data.len() > MAX_CONFIG_BYTES {
+        // As on swarm, where a per-replica config is one templated config holding every
+        // replica's content: its shared part may be empty, the whole may not.
+        let size = spec.data.len() + spec.per_replica.iter().map(Vec::len).sum::<usize>();
+        if size == 0 || size > MAX_CONFIG_BYTES {
             return Err(Error::engine(
                 "create config",
                 &spec.name,
-                format!("config data must be larger than 0 and at most {MAX_CONFIG_BYTES} bytes"),
+                format!("config data must be larger than 0 and at most {MAX_CONFIG_BYTES} bytes (it is {size})"),
             ));
         }
         let err = |e| self.error(e, "create config", "config", &spec.name);

@@ -554,11 +554,11 @@ impl State {
         }
         // A per-replica config is one config on swarm, holding every replica's content.
         let size = spec.data.len() + spec.per_replica.iter().map(Vec::len).sum::<usize>();
-        if size > MAX_CONFIG_BYTES {
+        if size == 0 || size > MAX_CONFIG_BYTES {
             return Err(Error::engine(
                 "create config",
                 &spec.name,
-                format!("config data is {size} bytes, the engine accepts at most {MAX_CONFIG_BYTES}"),
+                format!("config data is {size} bytes, the engine accepts 1 to {MAX_CONFIG_BYTES}"),
             ));
         }
         let id = self.new_id(ResourceKind::Config, &spec.name);

@@ -152,14 +152,28 @@ async fn names_are_unique_per_kind() {
     let fake = FakeCluster::new();
     fake.create_network(&network("x")).await.unwrap();
     fake.create_service(&service("x", 1, "x")).await.unwrap();
-    fake.create_config(&ConfigSpec { name: "x".into(), ..Default::default() }).await.unwrap();
+    fake.create_config(&ConfigSpec { name: "x".into(), data: b"x".to_vec(), ..Default::default() }).await.unwrap();
 
     let err = fake.create_network(&network("x")).await.unwrap_err();
     assert!(matches!(err, Error::Conflict { kind: "network", ref name } if name == "x"), "{err}");
     let err = fake.create_service(&service("x", 1, "x")).await.unwrap_err();
     assert!(matches!(err, Error::Conflict { kind: "service", ref name } if name == "x"), "{err}");
-    let err = fake.create_config(&ConfigSpec { name: "x".into(), ..Default::default() }).await.unwrap_err();
+    let err = fake
+        .create_config(&ConfigSpec { name: "x".into(), data: b"x".to_vec(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Conflict { kind: "config", ref name } if name == "x"), "{err}");
+}
+
+/// Swarm refuses a config of 0 bytes ("config data must be larger than 0"); a per-replica
+/// config's shared part may be empty, as long as some replica has content.
+#[tokio::test]
+async fn an_empty_config_is_refused_and_a_per_replica_one_may_have_an_empty_shared_part() {
+    let fake = FakeCluster::new();
+    let err = fake.create_config(&ConfigSpec { name: "e".into(), ..Default::default() }).await.unwrap_err();
+    assert!(err.to_string().contains("0 bytes"), "{err}");
+    let sharded = ConfigSpec { name: "s".into(), per_replica: vec![b"row\n".to_vec()], ..Default::default() };
+    fake.create_config(&sharded).await.unwrap();
 }
 
 #[tokio::test]
@@ -169,7 +183,7 @@ async fn invalid_names_are_refused() {
         let err = fake.create_network(&network(bad)).await.unwrap_err();
         assert!(err.to_string().contains("invalid name"), "{bad}: {err}");
     }
-    fake.create_config(&ConfigSpec { name: "a.b".into(), ..Default::default() }).await.unwrap();
+    fake.create_config(&ConfigSpec { name: "a.b".into(), data: b"x".to_vec(), ..Default::default() }).await.unwrap();
 }
 
 #[tokio::test]
@@ -437,7 +451,7 @@ async fn the_fake_is_empty_again_after_everything_is_removed() {
     let fake = FakeCluster::new();
     assert!(fake.is_empty());
     fake.create_network(&network("n")).await.unwrap();
-    fake.create_config(&ConfigSpec { name: "c".into(), ..Default::default() }).await.unwrap();
+    fake.create_config(&ConfigSpec { name: "c".into(), data: b"x".to_vec(), ..Default::default() }).await.unwrap();
     fake.create_service(&service("w", 2, "n")).await.unwrap();
     assert!(!fake.is_empty());
 
