@@ -1,4 +1,4 @@
-//! v2's data bundles: upload a zip (read in memory within the core's limits, stored on the
+//! v2's data bundles: upload a zip or a tar (read in memory within the core's limits, stored on the
 //! engine), list them, remove one (refused while a task uses it).
 
 use atq_core::data::BundleInfo;
@@ -36,22 +36,14 @@ impl From<BundleInfo> for BundleView {
     }
 }
 
-/// Whether `bytes` start like a zip archive (a local file header, or the end record of an
-/// empty one).
-pub fn looks_like_zip(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06")
+/// Stores an archive's bytes (zip or tar) as a data bundle.
+pub async fn store_archive(state: &AppState, bytes: &[u8]) -> Result<atq_core::DataBundle, Problem> {
+    Ok(state.manager.director().push_data_archive(bytes, "the upload").await?)
 }
 
-/// Stores a zip's bytes as a data bundle (through a private temporary file the core reads).
-pub async fn store_zip(state: &AppState, bytes: &[u8]) -> Result<atq_core::DataBundle, Problem> {
-    let file = tempfile::NamedTempFile::new().map_err(Problem::internal)?;
-    std::fs::write(file.path(), bytes).map_err(Problem::internal)?;
-    Ok(state.manager.director().push_data(file.path()).await?)
-}
-
-/// Uploads a data bundle: the body is a zip archive (`application/zip`).
+/// Uploads a data bundle: the body is a zip or a tar archive.
 #[utoipa::path(post, path = "/v2/data", tag = "data",
-    request_body(content = Vec<u8>, description = "A zip archive (sent as `application/zip` or `application/octet-stream`)", content_type = "application/octet-stream"),
+    request_body(content = Vec<u8>, description = "A zip or tar archive (sent as `application/zip`, `application/x-tar` or `application/octet-stream`)", content_type = "application/octet-stream"),
     responses(
         (status = 201, body = BundleView),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -69,15 +61,15 @@ pub async fn upload(
 ) -> Result<Response, Problem> {
     caller.require(Scope::DataWrite)?;
     let body = body.map_err(body_problem)?;
-    if !looks_like_zip(&body) {
+    if !atq_core::data::is_zip(&body) && !atq_core::data::is_tar(&body) {
         let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("none");
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "not-a-zip",
-            format!("a data bundle is uploaded as a zip archive; this body is not one (Content-Type: {content_type})"),
+            "not-an-archive",
+            format!("a data bundle is uploaded as a zip or tar archive; this body is neither (Content-Type: {content_type})"),
         ));
     }
-    let bundle = store_zip(&state, &body).await?;
+    let bundle = store_archive(&state, &body).await?;
     let view = BundleView {
         id: bundle.id().to_owned(),
         files: bundle.len(),

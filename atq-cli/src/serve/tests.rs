@@ -439,3 +439,17 @@ async fn v1_databind_upload_takes_a_multipart_zip() {
     let response = s.app.clone().oneshot(upload(multipart(b"plain text"))).await.unwrap();
     assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
+
+#[tokio::test]
+async fn v2_data_takes_a_tar_archive_too() {
+    let s = service();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(5);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, "plan.jmx", b"<p/>\n".as_slice()).unwrap();
+    let answer = call(&s.app, Method::POST, "/v2/data", Some(LOADER), builder.into_inner().unwrap()).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(answer.json()["files"], 1);
+}

@@ -16,7 +16,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::{Caller, Scope};
-use super::data::{looks_like_zip, store_zip};
+use super::data::store_archive;
 use super::problem::Problem;
 use super::runs::{path_problem, read_task, submit_problem, visible_run};
 use super::AppState;
@@ -185,10 +185,10 @@ pub async fn upload(
             Ok(bytes) => bytes,
             Err(e) => return Ok(upload_error(e.status(), e.body_text())),
         };
-        if !looks_like_zip(&bytes) {
+        if !atq_core::data::is_zip(&bytes) {
             return Ok(upload_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the file is not a zip archive".into()));
         }
-        let bundle = store_zip(&state, &bytes).await?;
+        let bundle = store_archive(&state, &bytes).await?;
         return Ok(Json(AtqUpload { id: bundle.id().to_owned() }).into_response());
     }
 }

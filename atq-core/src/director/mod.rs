@@ -339,6 +339,16 @@ impl Director {
         Ok(bundle)
     }
 
+    /// Reads a zip or tar archive held in memory (an upload) as a data bundle, within the
+    /// engine's limits, and stores it on the engine, as [`push_data`](Self::push_data) does.
+    pub async fn push_data_archive(&self, bytes: &[u8], source_name: &str) -> Result<data::DataBundle> {
+        let cluster = &*self.ctx.cluster;
+        let limits = data::Limits::for_engine(&cluster.info().await?);
+        let bundle = data::DataBundle::from_archive_bytes(bytes, source_name, &limits)?;
+        bundle.push(cluster).await?;
+        Ok(bundle)
+    }
+
     /// The data bundles stored on the engine.
     pub async fn data_bundles(&self) -> Result<Vec<data::BundleInfo>> {
         data::list_bundles(&*self.ctx.cluster).await
