@@ -453,3 +453,60 @@ async fn v2_data_takes_a_tar_archive_too() {
     assert_eq!(answer.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&answer.body));
     assert_eq!(answer.json()["files"], 1);
 }
+
+#[tokio::test]
+async fn a_run_with_results_serves_its_artifacts_summary_and_report() {
+    let s = service();
+    // JMeter 2.13's headerless JTL: two samples, one failed.
+    let jtl = "1700000000000,120,login,200,OK,users 1-1,text,true,512,1,1,100\n\
+               1700000000100,340,login,500,ERR,users 1-1,text,false,128,1,1,300\n";
+    s.fake.script(Matcher::role(Role::Master), Script::exits(0).artifact("/atq/results/results.jtl", jtl));
+    let task = "name: judged\nartifacts: /atq/results\nresults: {format: jtl, path: results.jtl}\n\
+                thresholds: [\"error_rate < 1%\"]\nworker: {image: img}\nmaster: {image: img}\n";
+    let answer = call(&s.app, Method::POST, "/v2/runs", Some(ALICE), task).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&answer.body));
+    let id = answer.json()["id"].as_str().unwrap().to_owned();
+    let view = finished(&s.app, ALICE, &id).await;
+    assert_eq!(view["state"], "failed", "a threshold failed: {view}");
+    assert_eq!(view["exitCode"], 99);
+    assert_eq!(view["thresholdsPassed"], false);
+    let files = call(&s.app, Method::GET, &format!("/v2/runs/{id}/artifacts"), Some(ALICE), Body::empty()).await.json();
+    let files: Vec<&str> = files["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert!(files.contains(&"results.jtl") && files.contains(&"report.html"), "{files:?}");
+    let raw =
+        call(&s.app, Method::GET, &format!("/v2/runs/{id}/artifacts/results.jtl"), Some(ALICE), Body::empty()).await;
+    assert_eq!(raw.body, jtl.as_bytes());
+    let escape = call(
+        &s.app,
+        Method::GET,
+        &format!("/v2/runs/{id}/artifacts/..%2F..%2Fetc%2Fpasswd"),
+        Some(ALICE),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(escape.status, StatusCode::NOT_FOUND, "only listed files are served");
+    let summary = call(&s.app, Method::GET, &format!("/v2/runs/{id}/summary"), Some(ALICE), Body::empty()).await;
+    assert_eq!(summary.status, StatusCode::OK);
+    assert!(summary.json().to_string().contains("error_rate"), "{}", summary.json());
+    let report = call(&s.app, Method::GET, &format!("/v2/runs/{id}/report"), Some(ALICE), Body::empty()).await;
+    assert!(report.content_type.starts_with("text/html") && String::from_utf8_lossy(&report.body).contains("<html"));
+    let tar =
+        call(&s.app, Method::GET, &format!("/v2/runs/{id}/artifacts?format=tar"), Some(ALICE), Body::empty()).await;
+    let mut archive = tar::Archive::new(tar.body.as_slice());
+    let names: Vec<String> =
+        archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+    assert_eq!(names.len(), files.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_finishes_its_body_gets_408() {
+    let s = service();
+    let stalled = futures_util::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+    let request = Request::post("/v2/runs")
+        .header("authorization", format!("Bearer {ALICE}"))
+        .body(Body::from_stream(stalled))
+        .unwrap();
+    let response = s.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(s.fake.total_calls(), 0);
+}
