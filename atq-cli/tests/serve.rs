@@ -380,3 +380,23 @@ async fn a_stopped_service_tears_its_runs_down_and_ends_their_streams() {
     let view = call(&server, "GET", &format!("/v2/runs/{id}"), &token, "").await.json();
     assert_eq!(view["state"], "aborted", "{view}");
 }
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use std::io::{Read, Write};
+    require_engine();
+    let dir = tempfile::tempdir().unwrap();
+    add_token(dir.path(), "ci", "runs:read");
+    let server = start(dir.path());
+    let address = server.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.write_all(b"GET /v2/health HTTP/1.1\r\nHost: atq\r\n").unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer);
+    assert!(read.is_ok(), "the service closed the connection: {read:?}");
+    assert!(started.elapsed() < Duration::from_secs(25), "cut off after the header timeout");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+}

@@ -196,6 +196,44 @@ pub fn auth_of(args: &ServeArgs) -> Result<Auth, String> {
 /// How long, once stopping, the service waits for its runs' teardown and its streams to end.
 const STOP_WAIT: Duration = Duration::from_secs(60);
 
+/// How long a client may take to send a request's headers (a slow client holds a connection).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `signal` resolves, then lets open connections finish (at
+/// most [`STOP_WAIT`]). HTTP/1 with a header-read timeout; the body's is the router's.
+async fn accept(listener: tokio::net::TcpListener, app: Router, signal: impl std::future::Future<Output = ()>) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+    tokio::pin!(signal);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(STOP_WAIT, graceful.shutdown()).await.is_err() {
+        crate::display::err("atq: streams still open 60 s after the stop: closing them");
+    }
+}
+
 /// Runs the service until `shutdown` resolves; then stops accepting, aborts its runs (tearing
 /// them down: their event streams end with them) and waits a bounded while for that.
 pub async fn serve(
@@ -216,23 +254,14 @@ pub async fn serve(
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     crate::display::err(&format!("atq: serving on http://{address} (concurrency {})", args.concurrency));
     let app = router(AppState { manager: manager.clone(), auth });
-    let stopping = Arc::new(tokio::sync::Notify::new());
-    let (stopper, notify) = (manager.clone(), stopping.clone());
-    // On the signal the runs are aborted at once: the graceful shutdown waits for open streams,
-    // and a run's event stream ends only with its run.
+    let stopper = manager.clone();
+    // On the signal the runs are aborted at once: open event streams end only with their runs.
     let signal = async move {
         shutdown.await;
         crate::display::err("atq: stopping: aborting the runs still queued or running");
-        notify.notify_one();
         tokio::spawn(async move { stopper.shutdown().await });
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-    tokio::select! {
-        served = server => served.map_err(|e| format!("the service failed: {e}"))?,
-        () = async { stopping.notified().await; tokio::time::sleep(STOP_WAIT).await } => {
-            crate::display::err("atq: streams still open 60 s after the stop: closing them");
-        }
-    }
+    accept(listener, app, signal).await;
     if tokio::time::timeout(STOP_WAIT, manager.shutdown()).await.is_err() {
         crate::display::err("atq: some runs were still being torn down after 60 s: `atq prune` removes what is left");
     }
