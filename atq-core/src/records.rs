@@ -230,6 +230,12 @@ impl Records {
         RecordsError { path: self.path.clone(), source }
     }
 
+    /// The error of a run that should be recorded and is not.
+    pub(crate) fn missing(&self, id: &str) -> RecordsError {
+        tracing::error!(run = %id, "a run just recorded cannot be read back");
+        self.fail(rusqlite::Error::QueryReturnedNoRows)
+    }
+
     /// Records a newly submitted run (state queued, with its `queued` phase); returns its seq.
     ///
     /// # Errors

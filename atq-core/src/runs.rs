@@ -372,7 +372,7 @@ impl RunManager {
             }
             self.start(&id, &client.name, task.clone());
         }
-        Ok(self.inner.records.get(&id)?.expect("a run just recorded is there"))
+        self.inner.records.get(&id)?.ok_or_else(|| self.inner.records.missing(&id).into())
     }
 
     /// Puts run `id` (recorded as queued) into memory and the queue, and drives it.
