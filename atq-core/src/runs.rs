@@ -35,8 +35,9 @@ use crate::task::Task;
 pub const EVENT_BUFFER: usize = 10_000;
 
 /// How many finished runs keep their event buffers in memory (older ones replay their phases
-/// from the records).
-const FINISHED_IN_MEMORY: usize = 1_000;
+/// and outcome from the records; the outcome keeps the master's last log lines). With
+/// [`EVENT_BUFFER`] this bounds what finished runs hold to 2 million events.
+const FINISHED_IN_MEMORY: usize = 200;
 
 /// Who asks: a client of the service (a token's name), whether it may see everyone's runs, and
 /// the rules its runs follow.
