@@ -744,6 +744,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_old_finished_run_replays_its_recorded_phases_and_outcome() {
+        let manager =
+            RunManager::new(Director::new(FakeCluster::new()), 8, Records::in_memory().unwrap(), None).unwrap();
+        let ids: Vec<String> = (0..=FINISHED_IN_MEMORY)
+            .map(|i| manager.submit(&task(&format!("t{i}")), &client("a")).unwrap().id)
+            .collect();
+        for id in &ids {
+            over(&manager, id).await;
+        }
+        let mut cursor = manager.events(&ids[0], 0, &client("a")).unwrap().unwrap();
+        let mut names = Vec::new();
+        while let Some(event) = cursor.next().await {
+            names.push(event.name().to_owned());
+        }
+        assert_eq!(names.first().map(String::as_str), Some("queued"));
+        assert!(names.contains(&"master_running".to_owned()), "{names:?}");
+        assert_eq!(names.last().map(String::as_str), Some("outcome"));
+        assert!(manager.events(&ids[0], 0, &client("someone else")).unwrap().is_none());
+    }
+
+    #[tokio::test]
     async fn a_client_over_its_run_limit_is_refused() {
         let fake = FakeCluster::new();
         fake.script(Matcher::role(Role::Master), Script::exits_after(0, Duration::from_secs(30)));
