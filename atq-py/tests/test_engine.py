@@ -135,14 +135,15 @@ def test_a_second_ctrl_c_stops_waiting_and_the_cleanup_still_finishes(atq_direct
     assert gone(atq_director, task.name)
 
 
-def test_the_interpreter_finishes_a_dropped_deployments_removal_at_exit(atq_director, atq_name):
+def test_the_interpreter_finishes_a_dropped_deployments_removal_at_exit(atq_director, atq_docker_cluster, atq_name):
     name = atq_name("python-exit")
+    engine = atq_docker_cluster.backend  # the child deploys on the backend this test checks
     script = textwrap.dedent(
         f"""
         import atq
         task = atq.Task({name!r}, worker=atq.Service({IMAGE!r}, command=["sleep", "600"]),
                         master=atq.Service({IMAGE!r}, command=["sleep", "600"]), start_timeout=120)
-        d = atq.Director(atq.DockerCluster()).deploy(task)
+        d = atq.Director(atq.DockerCluster(engine={engine!r})).deploy(task)
         print("deployed", d.name, flush=True)
         del d  # its removal is left to atq's cleanup thread; the interpreter exits at once
         """
@@ -188,7 +189,9 @@ def test_2_mark_the_fixture_done():
 """
 
 
-def test_parallel_xdist_workers_fixtures_do_not_delete_each_others_tasks(pytester, atq_director, monkeypatch, tmp_path):
+def test_parallel_xdist_workers_fixtures_do_not_delete_each_others_tasks(
+    pytester, atq_director, atq_docker_cluster, monkeypatch, tmp_path
+):
     """Issue 13: with `pytest -n 3` the fixtures deleted each other's tasks (every task that
     appeared during a test was removed by its fixture)."""
     if not os.environ.get("ATQ_REQUIRE_ENGINE"):
@@ -196,6 +199,8 @@ def test_parallel_xdist_workers_fixtures_do_not_delete_each_others_tasks(pyteste
     prefix = f"python-xd{os.getpid()}"
     monkeypatch.setenv("ATQ_XDIST_PREFIX", prefix)
     monkeypatch.setenv("ATQ_XDIST_MARKS", str(tmp_path))
+    # The child pytest's fixtures use the backend this test checks, not the engine's default.
+    monkeypatch.setenv("ATQ_ENGINE", atq_docker_cluster.backend)
     pytester.makepyfile(XDIST_TESTS)
     result = pytester.runpytest_subprocess("-n", "3", "--dist", "each", "-p", "no:randomly", timeout=600)
     result.assert_outcomes(passed=6)
@@ -217,9 +222,12 @@ def test_a_failing_run(atq_director, atq_name):
 """
 
 
-def test_keep_on_failure_in_pytest_keeps_the_failed_tests_task_and_reports_its_logs(pytester, atq_director, monkeypatch):
+def test_keep_on_failure_in_pytest_keeps_the_failed_tests_task_and_reports_its_logs(
+    pytester, atq_director, atq_docker_cluster, monkeypatch
+):
     prefix = f"python-kf{os.getpid()}"
     monkeypatch.setenv("ATQ_KEPT_PREFIX", prefix)
+    monkeypatch.setenv("ATQ_ENGINE", atq_docker_cluster.backend)
     pytester.makepyfile(KEPT_TESTS)
     result = pytester.runpytest_subprocess("--atq-keep-on-failure", timeout=600)
     result.assert_outcomes(failed=1)

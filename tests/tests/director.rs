@@ -283,7 +283,44 @@ async fn a_master_that_wrote_no_artifacts_is_artifacts_not_found(backend: Backen
     assert_nothing_left(&scope).await;
 }
 
+/// Three clients deploying at once, each with its own connection (as three pytest-xdist
+/// workers do), each choosing a subnet from what it sees: all three deploy. On swarm two of them
+/// used to get the same free block; the engine accepts the overlap and never allocates the later
+/// network, whose workers stayed pending until the start timeout.
+async fn concurrent_deploys_from_separate_clients_each_get_a_network_of_their_own(backend: Backend) {
+    let names: Vec<String> = (0..3).map(|_| unique("dconc")).collect();
+    let mut scopes = Vec::new();
+    for name in &names {
+        scopes.push(Scope::for_task(backend, name).await);
+    }
+    let deploys = names.iter().map(|name| async move {
+        let task = Task::builder(name)
+            .workers(listening_worker(1))
+            .master(master(RUN_UNTIL_STOPPED))
+            .start_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        // A director of its own on a connection of its own: no state shared with the others.
+        let director = atq_core::Director::from_arc(cluster(backend).await);
+        let deployment = director.deploy(&task).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let subnet = subnet(&format!("{name}_net"));
+        deployment.teardown().await.unwrap();
+        director.settled().await;
+        subnet
+    });
+    let subnets = futures_util::future::join_all(deploys).await;
+    for (i, a) in subnets.iter().enumerate() {
+        for b in &subnets[i + 1..] {
+            assert!(!in_subnet(a.0, *b) && !in_subnet(b.0, *a), "overlapping task networks: {subnets:?}");
+        }
+    }
+    for scope in &scopes {
+        assert_nothing_left(scope).await;
+    }
+}
+
 on_both!(the_master_gets_three_distinct_worker_addresses_and_reaches_each);
+on_both!(concurrent_deploys_from_separate_clients_each_get_a_network_of_their_own, multi_thread);
 on_both!(a_non_zero_master_exit_code_is_the_outcome);
 on_both!(a_missing_worker_image_fails_fast_naming_it_and_leaves_nothing);
 on_both!(a_wait_command_gates_the_master_until_slow_workers_listen, multi_thread);

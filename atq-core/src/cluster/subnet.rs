@@ -261,15 +261,84 @@ pub(crate) async fn subnets_in_use(
         .collect())
 }
 
+/// Whether a create may have to yield its block after the fact: a plain engine refuses an
+/// overlapping subnet at create ("Pool overlaps"), a swarm manager accepts it and its allocator
+/// then never allocates the later network, whose tasks stay pending forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Overlaps {
+    /// The engine refuses an overlapping create itself.
+    RefusedByEngine,
+    /// The engine accepts it: after the create, the later of two overlapping networks yields.
+    CheckedAfterCreate,
+}
+
+/// A network as the overlap check sees it: id, subnets, and when the engine created it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Held {
+    id: String,
+    subnets: Vec<Subnet>,
+    created: Option<(i64, u32)>,
+}
+
+/// An order for the engine's `Created` timestamps (`2026-12-02T04:13:22.123456789Z`): Unix
+/// seconds and nanoseconds; `None` for anything else.
+fn created_order(timestamp: &str) -> Option<(i64, u32)> {
+    let seconds = super::swarm::convert::unix_seconds(timestamp)?;
+    let nanos = match timestamp.get(19..).and_then(|rest| rest.strip_prefix('.')) {
+        Some(fraction) => {
+            let digits: String = fraction.chars().take_while(char::is_ascii_digit).take(9).collect();
+            format!("{digits:0<9}").parse().ok()?
+        }
+        None => 0,
+    };
+    Some((seconds, nanos))
+}
+
+/// Whether the network `ours` must give its block up to one of `others` that overlaps it: it
+/// does when any overlapping network was created before it (ties: the smaller id keeps it).
+/// Both sides of a race agree, whichever lists first: the earlier one never yields, and the
+/// later one sees the earlier (it existed before the later was created). A network whose
+/// creation time is unknown, or ours when its own is, yields.
+fn must_yield(ours: &Held, subnet: Subnet, others: &[Held]) -> bool {
+    others.iter().filter(|o| o.id != ours.id && o.subnets.iter().any(|s| s.overlaps(subnet))).any(|o| {
+        match (o.created, ours.created) {
+            (Some(theirs), Some(mine)) => (theirs, &o.id) < (mine, &ours.id),
+            // Unknown on either side: yield (a retry costs a create; a shared block, the task).
+            _ => true,
+        }
+    })
+}
+
+/// Every network of the engine with its subnets and creation time.
+async fn networks_held(docker: &bollard::Docker) -> std::result::Result<Vec<Held>, bollard::errors::Error> {
+    let networks = docker.list_networks(None::<bollard::query_parameters::ListNetworksOptions>).await?;
+    Ok(networks
+        .into_iter()
+        .map(|n| Held {
+            subnets: n
+                .ipam
+                .and_then(|i| i.config)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|c| c.subnet.as_deref()?.parse().ok())
+                .collect(),
+            created: n.created.as_deref().and_then(created_order),
+            id: n.id.unwrap_or_default(),
+        })
+        .collect())
+}
+
 /// Creates the network `request` describes with an IPAM subnet of `prefix` bits from `pool`:
 /// the first block no network of the engine overlaps; when the engine refuses a block as
-/// overlapping (another create took it meanwhile), the next one, up to [`CREATE_ATTEMPTS`] times.
-/// Returns the new network's id.
+/// overlapping (another create took it meanwhile), or — on an engine that accepts overlaps —
+/// an older network took it meanwhile (this one is removed again), the next one, up to
+/// [`CREATE_ATTEMPTS`] times. Returns the new network's id.
 pub(crate) async fn create_in_pool(
     docker: &bollard::Docker,
     pool: &SubnetPool,
     prefix: u8,
     request: bollard::models::NetworkCreateRequest,
+    overlaps: Overlaps,
     map: impl Fn(bollard::errors::Error) -> Error,
 ) -> Result<String> {
     let name = request.name.clone();
@@ -286,7 +355,22 @@ pub(crate) async fn create_in_pool(
             ..Default::default()
         });
         match docker.create_network(request).await {
-            Ok(created) => return Ok(created.id),
+            Ok(created) if overlaps == Overlaps::RefusedByEngine => return Ok(created.id),
+            Ok(created) => {
+                let held = networks_held(docker).await.map_err(&map)?;
+                let ours = held.iter().find(|n| n.id == created.id).cloned().unwrap_or(Held {
+                    id: created.id.clone(),
+                    subnets: vec![subnet],
+                    created: None,
+                });
+                if !must_yield(&ours, subnet, &held) {
+                    return Ok(created.id);
+                }
+                tracing::debug!(network = %name, %subnet, "an older network took the block meanwhile; trying another");
+                docker.remove_network(&created.id).await.map_err(&map)?;
+                used.extend(held.into_iter().filter(|n| n.id != created.id).flat_map(|n| n.subnets));
+                used.push(subnet);
+            }
             Err(bollard::errors::Error::DockerResponseServerError { message, .. })
                 if message.to_ascii_lowercase().contains("overlaps") =>
             {
@@ -324,6 +408,34 @@ mod tests {
             let subnet = Subnet { base: Ipv4Addr::new(10, 0, 0, 0), prefix };
             assert!(u64::from(subnet.usable()) > u64::from(n), "{n} in {subnet}");
         }
+    }
+
+    fn held(id: &str, subnet: &str, created: &str) -> Held {
+        Held { id: id.into(), subnets: vec![net(subnet)], created: created_order(created) }
+    }
+
+    /// Two deploys racing for one block on swarm (which accepts the overlap, then never
+    /// allocates the later network): whichever lists first, exactly the later one yields.
+    #[test]
+    fn of_two_overlapping_networks_only_the_later_yields_its_block() {
+        let block = net("10.216.0.0/24");
+        let a = held("aaa", "10.216.0.0/24", "2026-12-02T04:13:22.1Z");
+        let b = held("bbb", "10.216.0.0/23", "2026-12-02T04:13:22.12Z");
+        assert!(!must_yield(&a, block, &[a.clone(), b.clone()]), "the earlier keeps it");
+        assert!(!must_yield(&a, block, std::slice::from_ref(&a)), "it listed before the other existed");
+        assert!(must_yield(&b, block, &[a.clone(), b.clone()]), "the later yields (0.12 s after 0.1 s)");
+        let unrelated = held("ccc", "10.216.4.0/24", "2020-01-01T00:00:00Z");
+        assert!(!must_yield(&b, block, &[b.clone(), unrelated]), "no overlap, no yield");
+        // The same instant: the smaller id keeps the block.
+        let a2 = held("aaa", "10.216.0.0/24", "2026-12-02T04:13:22.1Z");
+        let b2 = held("bbb", "10.216.0.0/24", "2026-12-02T04:13:22.100Z");
+        assert!(!must_yield(&a2, block, &[a2.clone(), b2.clone()]));
+        assert!(must_yield(&b2, block, &[a2.clone(), b2.clone()]));
+        // A rival of unknown age is taken as older; ours of unknown age yields to any rival.
+        let old = Held { id: "zzz".into(), subnets: vec![block], created: None };
+        assert!(must_yield(&a, block, &[a.clone(), old.clone()]));
+        assert_eq!(created_order("2026-12-02T04:13:22.123456789Z").map(|o| o.1), Some(123_456_789));
+        assert_eq!(created_order("not a time"), None);
     }
 
     #[test]

@@ -469,7 +469,7 @@ impl Cluster for SwarmCluster {
             ..Default::default()
         };
         let prefix = SubnetPool::prefix_for(spec.capacity, self.nodes);
-        subnet::create_in_pool(&self.docker, &self.pool, prefix, request, |e| {
+        subnet::create_in_pool(&self.docker, &self.pool, prefix, request, subnet::Overlaps::CheckedAfterCreate, |e| {
             self.error(e, "create network", "network", &spec.name)
         })
         .await
