@@ -295,33 +295,62 @@ async fn an_abort_mid_deploy_leaves_nothing() {
     assert_nothing_left(&task);
 }
 
+/// Starts a run, kills the service with SIGKILL once `ready` holds for the run, starts a new
+/// service on the same state; returns the new service and the run's id.
+async fn kill_9_then_restart(dir: &Path, token: &str, body: &str, ready: impl Fn(&Value) -> bool) -> (Server, String) {
+    let mut server = start(dir);
+    let answer = call(&server, "POST", "/v2/runs", token, body).await;
+    assert_eq!(answer.status, 202, "{}", String::from_utf8_lossy(&answer.body));
+    let id = answer.json()["id"].as_str().unwrap().to_owned();
+    wait_for(&server, token, &id, "ready to be killed under", ready).await;
+    // kill -9: no cleanup of any kind.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    (start(dir), id)
+}
+
 #[tokio::test]
-async fn a_restart_after_kill_9_mid_run_reconciles_the_run() {
+async fn a_restart_after_kill_9_mid_run_adopts_the_run_and_follows_it_to_its_end() {
     require_engine();
     let dir = tempfile::tempdir().unwrap();
     let token = add_token(dir.path(), "ci", "runs:read,runs:write");
-    let task = name("restart");
-    let id = {
-        let mut server = start(dir.path());
-        let answer =
-            call(&server, "POST", "/v2/runs", &token, &task_json(&task, "trap 'exit 0' TERM; sleep 600 & wait")).await;
-        assert_eq!(answer.status, 202, "{}", String::from_utf8_lossy(&answer.body));
-        let id = answer.json()["id"].as_str().unwrap().to_owned();
-        wait_for(&server, &token, &id, "running", |v| v["state"] == "running").await;
-        // kill -9: no cleanup of any kind.
-        server.child.kill().unwrap();
-        server.child.wait().unwrap();
-        id
-    };
-    assert!(
-        !leftovers("service", &task).is_empty() || !leftovers("container", &task).is_empty(),
-        "the run was still up"
-    );
-    let server = start(dir.path());
+    let task = name("adopt");
+    let body = task_json(&task, "echo started; sleep 6; echo done");
+    let (server, id) = kill_9_then_restart(dir.path(), &token, &body, |v| v["state"] == "running").await;
+    let view = call(&server, "GET", &format!("/v2/runs/{id}"), &token, "").await.json();
+    assert!(view["note"].as_str().unwrap().starts_with("adopted after a restart"), "{view}");
+    let view = wait_for(&server, &token, &id, "over", is_over).await;
+    assert_eq!(view["state"], "succeeded", "{view}");
+    assert_eq!(view["exitCode"], 0);
+    let logs = call(&server, "GET", &format!("/v2/runs/{id}/logs?role=master"), &token, "").await;
+    let logs = String::from_utf8_lossy(&logs.body);
+    assert!(logs.contains("| started") && logs.contains("| done"), "{logs}");
+    assert_nothing_left(&task);
+}
+
+#[tokio::test]
+async fn a_restart_after_kill_9_mid_deploy_tears_the_run_down_and_says_why() {
+    require_engine();
+    let dir = tempfile::tempdir().unwrap();
+    let token = add_token(dir.path(), "ci", "runs:read,runs:write");
+    let task = name("redeploy");
+    // Workers that never turn healthy: the deploy is still waiting for them when killed.
+    let body = serde_json::json!({
+        "name": task,
+        "startTimeout": 300,
+        "worker": {"image": IMAGE, "replicas": 2, "command": ["/bin/sh", "-c"], "args": ["trap 'exit 0' TERM; sleep 600 & wait"],
+                   "healthCheck": {"test": "exit 1", "interval": 1, "retries": 1000}},
+        "master": {"image": IMAGE},
+    })
+    .to_string();
+    let (server, id) = kill_9_then_restart(dir.path(), &token, &body, |v| {
+        v["phases"].as_array().is_some_and(|p| p.iter().any(|p| p["name"] == "workers_created"))
+    })
+    .await;
     let view = call(&server, "GET", &format!("/v2/runs/{id}"), &token, "").await.json();
     assert_eq!(view["state"], "aborted", "{view}");
     let note = view["note"].as_str().unwrap();
-    assert!(note.contains("torn down after a restart"), "{note}");
+    assert!(note.contains("torn down after a restart") && note.contains("was deploying"), "{note}");
     assert_nothing_left(&task);
 }
 

@@ -8,10 +8,11 @@
 //!
 //! **Restarts.** [`RunManager::reconcile`] settles the runs the records say were not over when
 //! the previous service stopped: one that never started is queued again (in its original order);
-//! one that was deploying or running is torn down — exactly what its deploy created (by its
-//! deploy id) — because its run flow (log capture, the master's exit code, artifacts, results)
-//! lived in the process that died and cannot be picked up halfway; one of which nothing is left
-//! is marked lost. Each record's note says which, and why.
+//! one that was running and whose master is still on the engine is **adopted** — the run flow
+//! picks it up from its deploy ([`Director::resume_with`]: logs, the master's exit, artifacts,
+//! results, teardown); one that was deploying (a deploy cannot be resumed halfway) or whose
+//! master is gone is torn down — exactly what its deploy created (by its deploy id); one of which
+//! nothing is left is marked lost. Each record's note says which, and why.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -371,13 +372,14 @@ impl RunManager {
                 lock(&self.inner.names).remove(task.name());
                 return Err(e.into());
             }
-            self.start(&id, &client.name, task.clone());
+            self.start(&id, &client.name, task.clone(), None);
         }
         self.inner.records.get(&id)?.ok_or_else(|| self.inner.records.missing(&id).into())
     }
 
-    /// Puts run `id` (recorded as queued) into memory and the queue, and drives it.
-    fn start(&self, id: &str, owner: &str, task: Task) {
+    /// Puts run `id` (recorded as queued) into memory and the queue, and drives it; with
+    /// `resume`, from that deploy already on the engine (adopted after a restart).
+    fn start(&self, id: &str, owner: &str, task: Task, resume: Option<String>) {
         let live = LiveRun::new(id, owner, task.name());
         let mut queued = Event::Queued { task: task.name().to_owned() }.to_json();
         crate::event::stamp(&mut queued, SystemTime::now());
@@ -387,10 +389,10 @@ impl RunManager {
         // Joined now: the queue order is the order of submission, not of the first poll.
         let ticket = self.inner.queue.submit(id);
         let manager = self.clone();
-        tokio::spawn(async move { manager.drive(live, task, ticket).await });
+        tokio::spawn(async move { manager.drive(live, task, ticket, resume).await });
     }
 
-    async fn drive(self, live: Arc<LiveRun>, task: Task, ticket: crate::queue::Ticket) {
+    async fn drive(self, live: Arc<LiveRun>, task: Task, ticket: crate::queue::Ticket, resume: Option<String>) {
         let slot = tokio::select! {
             biased;
             () = live.interrupt.reached(1) => None,
@@ -404,11 +406,19 @@ impl RunManager {
         };
         // Its turn came: the `deploying` phase has the admission's time, so that phases show the
         // queue's order (deploys admitted together race to their first engine call).
-        self.record(&live.id, |r| r.set_state(&live.id, RunState::Deploying));
-        self.record(&live.id, |r| r.add_phase(&live.id, "deploying", slot.admitted_at()));
         let dir = self.artifacts_dir(&live.id);
         let options = RunOptions::new().follow_logs(FollowLogs::All).artifacts_dir(&dir);
-        let mut flow = self.inner.director.run_with(&task, options, live.interrupt.clone());
+        let mut flow = match &resume {
+            Some(deploy_id) => {
+                self.record(&live.id, |r| r.add_phase(&live.id, "adopted", slot.admitted_at()));
+                self.inner.director.resume_with(&task, deploy_id, options, live.interrupt.clone())
+            }
+            None => {
+                self.record(&live.id, |r| r.set_state(&live.id, RunState::Deploying));
+                self.record(&live.id, |r| r.add_phase(&live.id, "deploying", slot.admitted_at()));
+                self.inner.director.run_with(&task, options, live.interrupt.clone())
+            }
+        };
         while let Some(item) = flow.next().await {
             match item {
                 RunItem::Event(event) => self.on_event(&live, &event),
@@ -604,20 +614,27 @@ impl RunManager {
     pub async fn reconcile(&self) -> Result<Vec<Reconciled>, RecordsError> {
         let mut done = Vec::new();
         for record in self.inner.records.unfinished()? {
-            let (state, note) = match record.state {
-                RunState::Queued => match Task::from_json_str(&record.task) {
-                    Ok(task) => {
-                        self.start(&record.id, &record.owner, task);
-                        (RunState::Queued, "queued again after a restart of the service: it had not started".to_owned())
-                    }
-                    Err(e) => {
-                        (RunState::Failed, format!("not run after a restart: its recorded task no longer reads ({e})"))
-                    }
-                },
+            let task = Task::from_json_str(&record.task);
+            let (state, note) = match (record.state, task, record.deploy_id.clone()) {
+                (_, Err(e), _) => {
+                    (RunState::Failed, format!("not run after a restart: its recorded task no longer reads ({e})"))
+                }
+                (RunState::Queued, Ok(task), _) => {
+                    self.start(&record.id, &record.owner, task, None);
+                    (RunState::Queued, "queued again after a restart of the service: it had not started".to_owned())
+                }
+                (RunState::Running, Ok(task), Some(deploy_id)) if self.adoptable(&task, &deploy_id).await => {
+                    self.start(&record.id, &record.owner, task, Some(deploy_id.clone()));
+                    let note = format!(
+                        "adopted after a restart of the service: its master (deploy {deploy_id}) was still on the \
+                         engine, so the run is followed to its end from there (logs from the master's start)"
+                    );
+                    (RunState::Running, note)
+                }
                 _ => self.settle_interrupted(&record).await,
             };
             match state {
-                RunState::Queued => self.record(&record.id, |r| r.set_note(&record.id, &note)),
+                RunState::Queued | RunState::Running => self.record(&record.id, |r| r.set_note(&record.id, &note)),
                 _ => {
                     let end = RunEnd {
                         state,
@@ -637,8 +654,21 @@ impl RunManager {
         Ok(done)
     }
 
-    /// A run that was deploying or running when its service stopped: its flow is gone with that
-    /// process, so what it created is removed (by its deploy id: nothing of another deploy).
+    /// Whether the deploy `deploy_id` of `task` can be followed: its master's service is there.
+    async fn adoptable(&self, task: &Task, deploy_id: &str) -> bool {
+        let selector = crate::cluster::LabelSelector::new().eq(crate::labels::DEPLOY, deploy_id);
+        match self.inner.director.cluster().list_resources(crate::cluster::ResourceKind::Service, &selector).await {
+            Ok(services) => services.iter().any(|s| s.name == task.master_service_name()),
+            Err(e) => {
+                tracing::warn!(task = %task.name(), error = %e, "cannot tell whether a run can be adopted");
+                false
+            }
+        }
+    }
+
+    /// A run that was deploying (a deploy cannot be resumed halfway) or running without a master
+    /// to follow when its service stopped: what it created is removed (by its deploy id: nothing
+    /// of another deploy).
     async fn settle_interrupted(&self, record: &RunRecord) -> (RunState, String) {
         let Some(deploy_id) = &record.deploy_id else {
             return (
@@ -650,9 +680,9 @@ impl RunManager {
             Ok(true) => (
                 RunState::Aborted,
                 format!(
-                    "torn down after a restart of the service: it was {} when the service stopped, and a run's \
-                     flow (its logs, the master's exit code, artifacts, results) cannot be resumed by another \
-                     process, so its objects (deploy {deploy_id}) were removed rather than left running unwatched",
+                    "torn down after a restart of the service: it was {} when the service stopped, and a deploy \
+                     cannot be resumed halfway (nor a run whose master is gone), so its objects (deploy \
+                     {deploy_id}) were removed rather than left on the engine unwatched",
                     record.state.as_str()
                 ),
             ),
@@ -782,44 +812,57 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_restart_requeues_what_never_started_and_tears_down_what_was_left_running() {
+    async fn a_restart_requeues_adopts_tears_down_and_marks_lost_each_for_its_reason() {
         let fake = FakeCluster::new();
-        fake.script(Matcher::role(Role::Master), Script::exits_after(0, Duration::from_secs(3600)));
+        fake.script(Matcher::role(Role::Master), Script::exits_after(0, Duration::from_millis(300)).stdout(["hi"]));
         let director = Director::new(fake.clone());
         let dir = tempfile::tempdir().unwrap();
-        // What a killed service left: a run deployed and running, one still queued, one that
-        // was deploying but created nothing.
+        // What a killed service left: a run whose master still runs, a run caught deploying
+        // (its objects on the engine), one still queued, one deploying that created nothing.
         let running = task("left-running");
         let deployment = director.deploy(&running).await.unwrap();
-        let deploy_id = deployment.deploy_id().to_owned();
+        let running_deploy = deployment.deploy_id().to_owned();
+        deployment.keep();
+        let deploying = task("left-deploying");
+        let deployment = director.deploy(&deploying).await.unwrap();
+        let deploying_deploy = deployment.deploy_id().to_owned();
         deployment.keep();
         {
             let records = Records::open(dir.path()).unwrap();
             let none = BTreeMap::new();
-            records.insert("r-running", running.name(), &running.to_json(), "a", &none, SystemTime::now()).unwrap();
+            let now = SystemTime::now();
+            records.insert("r-running", running.name(), &running.to_json(), "a", &none, now).unwrap();
             records.set_state("r-running", RunState::Running).unwrap();
-            records.set_deploy_id("r-running", &deploy_id).unwrap();
+            records.set_deploy_id("r-running", &running_deploy).unwrap();
+            records.insert("r-deploying", deploying.name(), &deploying.to_json(), "a", &none, now).unwrap();
+            records.set_state("r-deploying", RunState::Deploying).unwrap();
+            records.set_deploy_id("r-deploying", &deploying_deploy).unwrap();
             let queued = task("was-queued");
-            records.insert("r-queued", queued.name(), &queued.to_json(), "a", &none, SystemTime::now()).unwrap();
+            records.insert("r-queued", queued.name(), &queued.to_json(), "a", &none, now).unwrap();
             let lost = task("lost");
-            records.insert("r-lost", lost.name(), &lost.to_json(), "a", &none, SystemTime::now()).unwrap();
+            records.insert("r-lost", lost.name(), &lost.to_json(), "a", &none, now).unwrap();
             records.set_state("r-lost", RunState::Deploying).unwrap();
         }
-        fake.script(Matcher::role(Role::Master), Script::exits(0));
         let manager = RunManager::new(director, 2, Records::open(dir.path()).unwrap(), Some(dir.path())).unwrap();
         let settled = manager.reconcile().await.unwrap();
         let by_id = |id: &str| settled.iter().find(|s| s.id == id).unwrap().clone();
-        assert_eq!(by_id("r-running").state, RunState::Aborted);
-        assert!(by_id("r-running").note.contains("torn down after a restart"), "{:?}", by_id("r-running"));
+        assert_eq!(by_id("r-running").state, RunState::Running);
+        assert!(by_id("r-running").note.starts_with("adopted"), "{:?}", by_id("r-running"));
+        assert_eq!(by_id("r-deploying").state, RunState::Aborted);
+        assert!(by_id("r-deploying").note.contains("torn down after a restart"));
         assert_eq!(by_id("r-queued").state, RunState::Queued);
         assert_eq!(by_id("r-lost").state, RunState::Failed);
         assert!(by_id("r-lost").note.starts_with("lost"));
-        assert!(!fake.services().iter().any(|s| s.starts_with("left-running")), "torn down");
+        assert!(!fake.services().iter().any(|s| s.starts_with("left-deploying")), "torn down");
+
+        let adopted = over(&manager, "r-running").await;
+        assert_eq!(adopted.state, RunState::Succeeded, "{adopted:?}");
+        assert_eq!(adopted.exit_code, Some(0));
+        assert!(adopted.note.unwrap().starts_with("adopted"));
+        assert!(adopted.outcome.unwrap()["outcome"]["logs"].as_str().unwrap().contains("hi"));
+        assert!(!fake.services().iter().any(|s| s.starts_with("left-running")), "torn down at its end");
         let requeued = over(&manager, "r-queued").await;
         assert_eq!(requeued.state, RunState::Succeeded);
         assert!(requeued.note.unwrap().contains("queued again"));
-        let record = manager.records().get("r-running").unwrap().unwrap();
-        assert_eq!(record.state, RunState::Aborted);
-        assert!(record.note.unwrap().contains("deploy"));
     }
 }
