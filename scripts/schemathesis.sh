@@ -39,9 +39,10 @@ done
 url=$(sed -n 's/^atq: serving on \(http:[^ ]*\).*/\1/p' "$work/serve.log")
 [ -n "$url" ] || { cat "$work/serve.log"; echo "error: atq serve did not start" >&2; exit 1; }
 
-timeout 150 "$work/venv/bin/schemathesis" run "$url/openapi.json" \
+# From the scratch directory: schemathesis writes its cache (.schemathesis/) where it runs.
+(cd "$work" && timeout 150 "$work/venv/bin/schemathesis" run "$url/openapi.json" \
   -H "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --phases examples,coverage,fuzzing,stateful \
-  --max-examples 30
+  --max-examples 30)
 echo "schemathesis: no 5xx, every answer as documented"
