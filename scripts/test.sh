@@ -43,6 +43,9 @@ cargo_tests() {
 
 cargo_tests atq-core
 cargo_tests atq-cli
+
+step "atq serve under schemathesis (its OpenAPI document, on the real engine)"
+scripts/schemathesis.sh
 cargo_tests atq-py
 # Every real-engine test runs on both backends (`name::swarm`, `name::docker`); the 300-worker
 # tests run alone afterwards (they load the engine more than anything else here).

@@ -150,6 +150,12 @@ pub enum Command {
     /// Data bundles: test plans and data files shipped to every container under /atq/data.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Run the HTTP service: ATQ-Director's v1 API and atq's v2 (bearer tokens, Server-Sent
+    /// Events, OpenAPI at /openapi.json), one queue shared by every client.
+    Serve(crate::serve::ServeArgs),
+    /// The bearer tokens of `atq serve`.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Summarise results files offline (JMeter JTL, Locust --csv, k6 csv): merge them, judge
     /// thresholds, print a table, write summary.json / junit.xml / report.html.
     #[command(after_help = REPORT_HELP)]
@@ -209,6 +215,36 @@ pub struct ReportArgs {
 
 fn parse_format(s: &str) -> Result<atq_core::results::Format, String> {
     s.parse()
+}
+
+/// `atq token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token: print it once on stdout, store only its SHA-256 in the tokens file.
+    Add {
+        /// Its name: the owner of the runs it submits.
+        name: String,
+        /// What it allows, comma-separated: runs:read, runs:write, data:write, admin.
+        #[arg(long, value_delimiter = ',', default_value = "runs:read,runs:write")]
+        scopes: Vec<String>,
+        /// The tokens file.
+        #[arg(long, value_name = "FILE", default_value = "atq-tokens.json")]
+        tokens: PathBuf,
+    },
+    /// List the tokens' names and scopes (never the tokens).
+    Ls {
+        /// The tokens file.
+        #[arg(long, value_name = "FILE", default_value = "atq-tokens.json")]
+        tokens: PathBuf,
+    },
+    /// Remove a token by name.
+    Rm {
+        /// Its name.
+        name: String,
+        /// The tokens file.
+        #[arg(long, value_name = "FILE", default_value = "atq-tokens.json")]
+        tokens: PathBuf,
+    },
 }
 
 /// `atq data …`.

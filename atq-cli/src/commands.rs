@@ -25,6 +25,15 @@ pub async fn dispatch(command: Command, signals: &mut Signals) -> Result<u8, Cli
             let data = data.as_deref().map(|path| (path, split.as_slice()));
             validate(&taskfile::load(&file, None, signals).await?, &file.display().to_string(), data)?;
         }
+        Command::Token(command) => crate::serve::token_command(command).map_err(CliError::Usage)?,
+        Command::Serve(args) => {
+            let auth = crate::serve::auth_of(&args).map_err(CliError::Usage)?;
+            let director = engine::director().await?;
+            let mut stop = crate::signals::Signals::listen()
+                .map_err(|e| CliError::Core(atq_core::Error::Io { path: "signal handlers".into(), source: e }))?;
+            let shutdown = async move { stop.recv().await };
+            crate::serve::serve(args, auth, director, shutdown).await.map_err(CliError::Usage)?;
+        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "atq", &mut std::io::stdout());
@@ -64,6 +73,8 @@ async fn engine_command(command: Command) -> Result<(), CliError> {
         | Command::Up(_)
         | Command::Validate { .. }
         | Command::Completions { .. }
+        | Command::Serve(_)
+        | Command::Token(_)
         | Command::Report(_) => {
             unreachable!("dispatched before")
         }

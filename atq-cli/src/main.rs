@@ -8,6 +8,7 @@
 //! - [`run`]: `atq run` and `atq up`: progress, the master's logs, cleanup on interrupt.
 //! - [`commands`]: the other commands, one core call each.
 //! - [`data`]: `atq data push | ls | rm`.
+//! - [`serve`]: `atq serve`, the HTTP service (v1 and v2, tokens, SSE, OpenAPI), and `atq token`.
 //! - [`report`]: `atq report FILE...`: results summarised, judged and written offline.
 //! - [`display`]: progress bars, plain lines or JSON lines.
 //! - [`exit`]: every exit code, in one place.
@@ -29,6 +30,7 @@ mod error;
 mod exit;
 mod report;
 mod run;
+mod serve;
 mod signals;
 mod taskfile;
 

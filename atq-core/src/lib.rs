@@ -58,6 +58,11 @@
 //!   decision ([`prune::decide`]) of whether `prune` may remove a task.
 //! - [`results`]: JTL/Locust/k6 readers, HDR-merged summaries per label and worker, thresholds
 //!   (exit code 99), `summary.json`, `junit.xml` and `report.html`.
+//! - [`runs`]: the runs of a shared service (`atq serve`): [`runs::RunManager`] puts every
+//!   client's runs through one [`queue::RunQueue`] (at most K at once, in submission order),
+//!   checks them against the client's [`policy::Policy`], records them in [`records::Records`]
+//!   (SQLite, surviving restarts) and runs them on the run flow; [`runs::RunManager::reconcile`]
+//!   settles what a stopped service left.
 //! - [`error`]: the one [`Error`] type.
 
 pub mod artifacts;
@@ -73,10 +78,14 @@ pub mod error;
 pub mod event;
 pub mod labels;
 pub mod owner;
+pub mod policy;
 mod problem;
 pub mod prune;
+pub mod queue;
+pub mod records;
 pub mod results;
 pub mod run;
+pub mod runs;
 mod serde_util;
 pub mod service;
 pub mod task;

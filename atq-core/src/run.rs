@@ -467,7 +467,20 @@ impl Director {
     /// ```
     pub fn run_with(&self, task: &Task, options: RunOptions, interrupt: Interrupt) -> Run {
         let (tx, events) = mpsc::unbounded_channel();
-        let flow = Flow { director: self.clone(), task: task.clone(), options, interrupt, tx };
+        let flow = Flow { director: self.clone(), task: task.clone(), options, interrupt, tx, resume: None };
+        Run { events, flow: Some(Box::pin(flow.run())), result: None, finished: false }
+    }
+
+    /// Runs `task` as [`run_with`](Self::run_with) does, from an existing deploy (`deploy_id`)
+    /// that another process made and can no longer follow — a restarted service adopting its
+    /// runs: the flow picks it up where the deploy ends (following the logs, waiting for the
+    /// master, artifacts, results, keep or teardown). The stream starts with the master's logs
+    /// from the beginning. A deploy with no master on the engine ends the run with
+    /// [`Error::TaskNotFound`].
+    pub fn resume_with(&self, task: &Task, deploy_id: &str, options: RunOptions, interrupt: Interrupt) -> Run {
+        let (tx, events) = mpsc::unbounded_channel();
+        let resume = Some(deploy_id.to_owned());
+        let flow = Flow { director: self.clone(), task: task.clone(), options, interrupt, tx, resume };
         Run { events, flow: Some(Box::pin(flow.run())), result: None, finished: false }
     }
 
@@ -515,6 +528,8 @@ struct Flow {
     interrupt: Interrupt,
     /// The run's own stream.
     tx: mpsc::UnboundedSender<RunEvent>,
+    /// The deploy to pick up instead of deploying (a run adopted after a restart).
+    resume: Option<String>,
 }
 
 impl Flow {
@@ -534,10 +549,13 @@ impl Flow {
             .keep_on_failure(keep == Keep::OnFailure)
             .detached(keep != Keep::Never)
             .sink(self.tx.clone());
-        let deployment = tokio::select! {
-            biased;
-            () = self.interrupt.reached(1) => return self.interrupted_while_deploying().await,
-            deployed = self.director.deploy_with(&self.task, deploy_options) => deployed?,
+        let deployment = match &self.resume {
+            Some(deploy_id) => self.director.attach(&self.task, deploy_id, Some(self.tx.clone())).await?,
+            None => tokio::select! {
+                biased;
+                () = self.interrupt.reached(1) => return self.interrupted_while_deploying().await,
+                deployed = self.director.deploy_with(&self.task, deploy_options) => deployed?,
+            },
         };
         let workers = deployment.workers().to_vec();
 

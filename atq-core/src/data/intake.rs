@@ -135,6 +135,67 @@ impl DataBundle {
         intake.finish()
     }
 
+    /// Reads a bundle from a tar archive (an upload in memory, say): regular files and
+    /// directories only — links, devices, FIFOs and sparse files are refused, as are paths that
+    /// escape the bundle; a leading `./` is dropped. `source_name` names it in error messages.
+    ///
+    /// # Errors
+    /// As [`DataBundle::from_zip`].
+    pub fn from_tar_reader<R: Read>(reader: R, source_name: &str, limits: &Limits) -> Result<Self> {
+        let archive_error = |entry: Option<String>, e: io::Error| -> Error {
+            DataError::Archive { source_name: source_name.to_owned(), entry, message: e.to_string() }.into()
+        };
+        let mut intake = Intake::new(source_name, limits);
+        let mut archive = tar::Archive::new(reader);
+        let entries = archive.entries().map_err(|e| archive_error(None, e))?;
+        for (index, entry) in entries.enumerate() {
+            let entry = entry.map_err(|e| archive_error(Some(format!("#{index}")), e))?;
+            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let name = raw.strip_prefix("./").unwrap_or(&raw).to_owned();
+            if name.is_empty() {
+                continue;
+            }
+            intake.count_entry()?;
+            let kind = entry.header().entry_type();
+            if kind.is_symlink() || kind.is_hard_link() {
+                return Err(intake.symlink(&name));
+            }
+            if kind.is_dir() {
+                let path = intake.check_path(&name, true)?;
+                intake.add_dir(path)?;
+            } else if kind.is_file() {
+                let path = intake.check_path(&name, false)?;
+                let executable = entry.header().mode().is_ok_and(|mode| mode & 0o111 != 0);
+                intake.add_file(path, entry, executable).map_err(|e| match e {
+                    ReadError::Limit(e) => e,
+                    ReadError::Io(e) => archive_error(Some(name.clone()), e),
+                })?;
+            } else {
+                return Err(intake.special(&name));
+            }
+        }
+        intake.finish()
+    }
+
+    /// Reads a bundle from an archive in memory: a zip, or a tar (told apart by their magic).
+    ///
+    /// # Errors
+    /// As [`DataBundle::from_zip`]; an archive that is neither is [`DataError::Archive`].
+    pub fn from_archive_bytes(bytes: &[u8], source_name: &str, limits: &Limits) -> Result<Self> {
+        if is_zip(bytes) {
+            Self::from_zip_reader(io::Cursor::new(bytes), source_name, limits)
+        } else if is_tar(bytes) {
+            Self::from_tar_reader(bytes, source_name, limits)
+        } else {
+            Err(DataError::Archive {
+                source_name: source_name.to_owned(),
+                entry: None,
+                message: "neither a zip nor a tar archive".to_owned(),
+            }
+            .into())
+        }
+    }
+
     /// Reads a bundle from a directory, with the default [`Limits`].
     ///
     /// The directory itself may be reached through a symbolic link; inside it, symbolic links are
@@ -184,6 +245,18 @@ impl DataBundle {
             Self::from_zip_with(path, limits)
         }
     }
+}
+
+/// Whether `bytes` start like a zip archive (a local file header, or the end record of an empty one).
+#[must_use]
+pub fn is_zip(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06")
+}
+
+/// Whether `bytes` look like a tar archive (POSIX `ustar` or GNU magic at offset 257).
+#[must_use]
+pub fn is_tar(bytes: &[u8]) -> bool {
+    bytes.get(257..262) == Some(b"ustar".as_slice())
 }
 
 fn io_error(path: &Path, source: io::Error) -> Error {

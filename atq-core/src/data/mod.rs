@@ -62,6 +62,7 @@ use crate::cluster::{ConfigMount, EngineInfo};
 
 mod central_directory;
 mod intake;
+pub use intake::{is_tar, is_zip};
 pub mod shard;
 mod source;
 mod store;

@@ -1220,3 +1220,69 @@ async fn a_stored_mode_other_than_0444_or_0555_is_refused() {
     let err = bundle_mounts(&cluster, bundle.id()).await.unwrap_err();
     assert!(matches!(&err, Error::Data(DataError::Mismatch { reason, .. }) if reason.contains("4755")), "{err:?}");
 }
+
+/// A tar archive of `entries`: (path, type, content or link target).
+fn tar_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, kind, content) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(*kind);
+        header.set_mode(if *kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+        if kind.is_symlink() || kind.is_hard_link() {
+            header.set_size(0);
+            // Raw bytes: the builder's checked setters refuse `..`, which is the point here.
+            header.as_old_mut().linkname[..content.len()].copy_from_slice(content.as_bytes());
+            header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+            header.set_cksum();
+            builder.append(&header, std::io::empty()).unwrap();
+        } else {
+            header.set_size(content.len() as u64);
+            header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+            header.set_cksum();
+            builder.append(&header, content.as_bytes()).unwrap();
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn a_tar_archive_reads_like_a_zip_of_the_same_files() {
+    let tar = tar_of(&[
+        ("./", tar::EntryType::Directory, ""),
+        ("./plans/", tar::EntryType::Directory, ""),
+        ("./plans/plan.jmx", tar::EntryType::Regular, "<plan/>"),
+        ("users.csv", tar::EntryType::Regular, "id\n1\n"),
+    ]);
+    assert!(is_tar(&tar) && !is_zip(&tar));
+    let bundle = DataBundle::from_archive_bytes(&tar, "t.tar", &Limits::default()).unwrap();
+    let names: Vec<&str> = bundle.files().keys().map(String::as_str).collect();
+    assert_eq!(names, ["plans/plan.jmx", "users.csv"]);
+    assert_eq!(bundle.files()["users.csv"], b"id\n1\n");
+}
+
+#[test]
+fn a_tar_archive_with_an_escape_a_link_or_a_device_is_refused() {
+    for entries in [
+        vec![("../evil", tar::EntryType::Regular, "x")],
+        vec![("/etc/evil", tar::EntryType::Regular, "x")],
+        vec![("link", tar::EntryType::Symlink, "/var/run/docker.sock")],
+        vec![("hard", tar::EntryType::Link, "../outside")],
+        vec![("dev", tar::EntryType::Char, "")],
+    ] {
+        let tar = tar_of(&entries);
+        let refused = DataBundle::from_archive_bytes(&tar, "t.tar", &Limits::default());
+        assert!(matches!(refused, Err(Error::Data(_))), "{entries:?} accepted: {refused:?}");
+    }
+    let not_an_archive = DataBundle::from_archive_bytes(b"hello", "t", &Limits::default());
+    assert!(matches!(not_an_archive, Err(Error::Data(DataError::Archive { .. }))));
+}
+
+#[test]
+fn a_tar_archive_past_the_limits_is_refused_by_the_bytes_read() {
+    let big = "x".repeat(4096);
+    let tar = tar_of(&[("a", tar::EntryType::Regular, &big), ("b", tar::EntryType::Regular, &big)]);
+    let limits = Limits::default().max_total_bytes(6000);
+    assert!(DataBundle::from_archive_bytes(&tar, "t.tar", &limits).is_err());
+    let limits = Limits::default().max_entries(1);
+    assert!(DataBundle::from_archive_bytes(&tar, "t.tar", &limits).is_err());
+}

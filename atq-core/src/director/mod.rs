@@ -259,6 +259,33 @@ impl Director {
         }
     }
 
+    /// A handle on the deploy `deploy_id` of `task` that another process made and left running
+    /// (a service restarted): its master's service must exist; the workers' addresses are read
+    /// back from the engine. The handle tears down exactly that deploy, and holds a queue slot.
+    ///
+    /// # Errors
+    /// [`Error::TaskNotFound`] when the deploy has no master on the engine; the engine's errors.
+    pub(crate) async fn attach(
+        &self,
+        task: &Task,
+        deploy_id: &str,
+        sink: Option<mpsc::UnboundedSender<RunEvent>>,
+    ) -> Result<Deployment> {
+        let cluster = &*self.ctx.cluster;
+        let selector = crate::cluster::LabelSelector::new().eq(labels::DEPLOY, deploy_id);
+        let services = cluster.list_resources(ResourceKind::Service, &selector).await?;
+        if !services.iter().any(|s| s.name == task.master_service_name()) {
+            return Err(Error::TaskNotFound { name: task.name().to_owned() });
+        }
+        let mut workers = cluster.replicas(&task.worker_service_name(), &task.network_name()).await?;
+        workers.retain(|r| !r.state.is_terminal());
+        workers.sort_by_key(|r| r.slot);
+        let addresses = workers.iter().filter_map(|r| r.address).collect();
+        let emitter = Emitter::new(self.ctx.clone(), sink.clone());
+        let permit = self.acquire(task, &emitter).await?;
+        Ok(Deployment::new(self.ctx.clone(), task.clone(), addresses, deploy_id.to_owned(), Vec::new(), permit, sink))
+    }
+
     /// Every task on the engine, whoever deployed it.
     pub async fn list(&self) -> Result<Vec<TaskInfo>> {
         inventory::list(&self.ctx).await
@@ -348,6 +375,16 @@ impl Director {
         for shard in shards {
             bundle = bundle.with_shard(shard.clone())?;
         }
+        bundle.push(cluster).await?;
+        Ok(bundle)
+    }
+
+    /// Reads a zip or tar archive held in memory (an upload) as a data bundle, within the
+    /// engine's limits, and stores it on the engine, as [`push_data`](Self::push_data) does.
+    pub async fn push_data_archive(&self, bytes: &[u8], source_name: &str) -> Result<data::DataBundle> {
+        let cluster = &*self.ctx.cluster;
+        let limits = data::Limits::for_engine(&cluster.info().await?);
+        let bundle = data::DataBundle::from_archive_bytes(bytes, source_name, &limits)?;
         bundle.push(cluster).await?;
         Ok(bundle)
     }
