@@ -204,6 +204,12 @@ impl Display {
                 err("atq: cleanup abandoned: `atq prune` removes what is left");
             }
             Event::Kept { reason, .. } => self.finish_bar(Some(format!("task {} kept: {reason}", self.task))),
+            Event::LeftOnLostNodes { .. } => {
+                self.finish_bar(None);
+                if let Some(line) = describe(event) {
+                    err(&format!("atq: warning: {line}"));
+                }
+            }
             Event::TornDown { .. } => self.finish_bar(Some(format!("task {} torn down", self.task))),
             _ => {}
         }
@@ -259,8 +265,9 @@ impl Display {
         let outcome = &report.outcome;
         for w in &outcome.failed_workers {
             let why = w.error.clone().or_else(|| w.exit_code.map(|c| format!("exit code {c}"))).unwrap_or_default();
-            let node = w.node_id.as_deref().map(|n| format!(" on node {n}")).unwrap_or_default();
-            err(&format!("atq: warning: worker {}{node} stopped while the master ran ({}): {why}", w.name, w.state));
+            let node = w.node.as_deref().or(w.node_id.as_deref()).map(|n| format!(" on node {n}")).unwrap_or_default();
+            let what = if w.state == atq_core::cluster::ReplicaState::Lost { "was lost" } else { "stopped" };
+            err(&format!("atq: warning: worker {}{node} {what} while the master ran ({}): {why}", w.name, w.state));
         }
         if outcome.failed_to_start {
             err(&format!(
@@ -407,9 +414,26 @@ fn describe(event: &Event) -> Option<String> {
         Event::Interrupted { .. } => "interrupted: removing what was deployed (interrupt again to stop waiting)".into(),
         Event::CleanupAbandoned { .. } => "cleanup abandoned: `atq prune` removes what is left".into(),
         Event::Kept { task, reason } => format!("task {task} kept: {reason}"),
+        Event::LeftOnLostNodes { replicas, nodes, .. } => format!(
+            "{} replica(s) on {} (down) not waited for: {}; the engine removes their containers once the node is back",
+            replicas.len(),
+            nodes.join(", "),
+            short_names(replicas)
+        ),
         Event::TornDown { task } => format!("task {task} torn down"),
         _ => return None,
     })
+}
+
+/// At most 5 names, then how many more.
+fn short_names(names: &[String]) -> String {
+    let mut s: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+    let more = names.len().saturating_sub(5);
+    let more = format!("… ({more} more)");
+    if names.len() > 5 {
+        s.push(&more);
+    }
+    s.join(", ")
 }
 
 /// At most 5 addresses, then how many more.

@@ -10,7 +10,10 @@
 //!   holds the network), removes services (their containers go), then configs, then networks,
 //!   each kind concurrently, counts "not found" as removed, sweeps once more for objects whose
 //!   creation landed late, and reports what it could not remove ([`Error::TeardownIncomplete`]):
-//!   calling it again retries exactly that.
+//!   calling it again retries exactly that. Replicas on a node that is down (or gone) are not
+//!   waited for — their agent cannot answer; the engine removes their containers once the node is
+//!   back — and the `Removal` names them, so the caller can say so
+//!   ([`Event::LeftOnLostNodes`]).
 //! - `Record` is what a deploy created so far; dropped uncommitted (the deploy future was
 //!   cancelled), it hands its removal to the cleanup thread.
 //! - The cleanup thread (`atq-cleanup`) runs removals on a runtime of its own, so they finish
@@ -28,8 +31,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::stream::{self, StreamExt};
 use tokio::sync::{mpsc, Notify};
 
-use crate::cluster::{Cluster, LabelSelector, Resource, ResourceKind};
+use crate::cluster::{Cluster, LabelSelector, Replica, ReplicaState, Resource, ResourceKind};
 use crate::error::{Error, Result};
+use crate::event::Event;
 use crate::labels;
 
 /// How many objects of one kind are removed at once.
@@ -37,6 +41,47 @@ const REMOVALS_AT_ONCE: usize = 16;
 
 /// The order of removal: services hold networks and configs, so they go first.
 const REMOVAL_ORDER: [ResourceKind; 3] = [ResourceKind::Service, ResourceKind::Config, ResourceKind::Network];
+
+/// What a removal that succeeded left to the engine.
+#[derive(Debug, Default)]
+#[must_use]
+pub(crate) struct Removal {
+    /// Replicas that were [lost](ReplicaState::Lost) with their node when their service was
+    /// removed: their containers stay on that node until it is back (then the engine removes
+    /// them) — nothing atq can do meanwhile.
+    pub(crate) left_on_lost_nodes: Vec<Replica>,
+}
+
+impl Removal {
+    /// The event that says what was left, if anything was.
+    pub(crate) fn event(&self, task: &str) -> Option<Event> {
+        if self.left_on_lost_nodes.is_empty() {
+            return None;
+        }
+        let mut nodes: Vec<String> =
+            self.left_on_lost_nodes.iter().filter_map(|r| r.node.clone().or_else(|| r.node_id.clone())).collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        Some(Event::LeftOnLostNodes {
+            task: task.to_owned(),
+            replicas: self.left_on_lost_nodes.iter().map(|r| r.name.clone()).collect(),
+            nodes,
+        })
+    }
+}
+
+/// The replicas of `services` (names) that are lost with their node, asked before removing them. A
+/// listing that fails only means nothing is reported (the removal itself says what failed).
+async fn lost_replicas(cluster: &dyn Cluster, services: Vec<String>) -> Vec<Replica> {
+    let lists: Vec<Vec<Replica>> = stream::iter(services)
+        .map(move |name| async move { cluster.replicas(&name, "").await.unwrap_or_default() })
+        .buffer_unordered(REMOVALS_AT_ONCE)
+        .collect()
+        .await;
+    let mut lost: Vec<Replica> = lists.into_iter().flatten().filter(|r| r.state == ReplicaState::Lost).collect();
+    lost.sort_by(|a, b| a.name.cmp(&b.name));
+    lost
+}
 
 /// Removes every object matching `selector`, and the `recorded` ones (kind, id) whatever their
 /// labels; `task` names the task in the error. See the module docs for the order.
@@ -49,8 +94,11 @@ pub(crate) async fn remove_matching(
     task: &str,
     selector: &LabelSelector,
     recorded: &[(ResourceKind, String)],
-) -> Result<()> {
+) -> Result<Removal> {
     let mut objects = list(cluster, selector).await?;
+    let services: Vec<String> =
+        objects.iter().filter(|r| r.kind == ResourceKind::Service).map(|r| r.name.clone()).collect();
+    let removal = Removal { left_on_lost_nodes: lost_replicas(cluster, services).await };
     for (kind, id) in recorded {
         if !objects.iter().any(|r| &r.id == id || &r.name == id) {
             objects.push(Resource {
@@ -68,7 +116,7 @@ pub(crate) async fn remove_matching(
         let late = list(cluster, selector).await?;
         failures = remove_in_order(cluster, late).await;
     }
-    let Some((cause, what)) = failures.into_iter().next() else { return Ok(()) };
+    let Some((cause, what)) = failures.into_iter().next() else { return Ok(removal) };
     // Say everything that is left, not only what failed first.
     let mut left: Vec<String> = list(cluster, selector).await.unwrap_or_default().iter().map(describe).collect();
     if left.is_empty() {
@@ -86,7 +134,7 @@ pub(crate) async fn remove_deploy(
     task: &str,
     deploy_id: &str,
     recorded: &[(ResourceKind, String)],
-) -> Result<()> {
+) -> Result<Removal> {
     remove_matching(cluster, task, &LabelSelector::new().eq(labels::DEPLOY, deploy_id), recorded).await
 }
 
@@ -207,7 +255,7 @@ impl Record {
     }
 
     /// The deploy failed: removes what it created, now.
-    pub(crate) async fn rollback(mut self) -> Result<()> {
+    pub(crate) async fn rollback(mut self) -> Result<Removal> {
         self.settled = true;
         remove_deploy(&*self.cluster, &self.task, &self.deploy_id, &self.items).await
     }
@@ -231,7 +279,7 @@ impl Drop for Record {
         let (cluster, task, deploy_id) = (self.cluster.clone(), self.task.clone(), self.deploy_id.clone());
         let items = std::mem::take(&mut self.items);
         self.tracker.spawn(async move {
-            if let Err(e) = remove_deploy(&*cluster, &task, &deploy_id, &items).await {
+            if let Err(e) = remove_deploy(&*cluster, &task, &deploy_id, &items).await.map(drop) {
                 tracing::warn!(task, error = %e, "cleanup of a cancelled deploy failed; `atq prune` removes what is left");
             }
         });

@@ -40,7 +40,8 @@ pub struct Outcome {
     /// [`DEFAULT_LOG_TAIL`] unless asked otherwise; the whole log streams as it comes with
     /// [`Director::run_with`](crate::Director::run_with).
     pub logs: String,
-    /// Workers that stopped while the master ran (died, were killed, exited).
+    /// Workers that stopped while the master ran (died, were killed, exited), or were
+    /// [lost](ReplicaState::Lost) with their node (each names its node: `node_id`, `node`).
     pub failed_workers: Vec<Replica>,
     /// Time from when `wait` started until atq saw the master's exit.
     pub waited: Duration,
@@ -62,12 +63,19 @@ pub(crate) struct Exit {
 }
 
 impl Exit {
+    /// The error of a master that stopped without an exit code — lost with its node, or never
+    /// started — for which there is no outcome (and no log worth waiting for: the engine cannot
+    /// reach a container on a node that is down).
+    pub(crate) fn without_exit_code(&self, task: &str) -> Option<Error> {
+        self.master.exit_code.is_none().then(|| conditions::replica_failed(&format!("{task} master"), &self.master))
+    }
+
     /// The outcome, with `logs` as its log tail.
     pub(crate) fn into_outcome(self, task: &str, logs: String) -> Result<Outcome> {
-        let service = format!("{task} master");
-        let Some(exit_code) = self.master.exit_code else {
-            return Err(conditions::replica_failed(&service, &self.master));
-        };
+        if let Some(e) = self.without_exit_code(task) {
+            return Err(e);
+        }
+        let exit_code = self.master.exit_code.unwrap_or_default();
         let error = self.master.error.filter(|e| !e.is_empty());
         Ok(Outcome {
             task: task.to_owned(),
@@ -188,6 +196,9 @@ impl Deployment {
     /// [`Error::TaskNotFound`] when the master is gone (the task was removed meanwhile).
     pub async fn wait(&self, timeout: Option<Duration>) -> Result<Outcome> {
         let exit = self.wait_exit(timeout).await?;
+        if let Some(e) = exit.without_exit_code(self.name()) {
+            return Err(e);
+        }
         let logs = self.logs_text_tail(DEFAULT_LOG_TAIL).await?;
         exit.into_outcome(self.name(), logs)
     }
@@ -280,7 +291,10 @@ impl Deployment {
             return Ok(());
         }
         self.emit(Event::TeardownStarted { task: self.name().to_owned() });
-        cleanup::remove_deploy(&*self.ctx.cluster, self.name(), &self.deploy_id, &self.created).await?;
+        let removal = cleanup::remove_deploy(&*self.ctx.cluster, self.name(), &self.deploy_id, &self.created).await?;
+        if let Some(event) = removal.event(self.name()) {
+            self.emit(event);
+        }
         *self.handle.lock().unwrap_or_else(PoisonError::into_inner) = Handle::TornDown;
         self.permit.lock().unwrap_or_else(PoisonError::into_inner).take();
         self.emit(Event::TornDown { task: self.name().to_owned() });
@@ -333,7 +347,12 @@ impl Drop for Deployment {
         let ctx = self.ctx.clone();
         self.ctx.background.spawn(async move {
             match cleanup::remove_deploy(&*cluster, &task, &deploy_id, &created).await {
-                Ok(()) => ctx.emit(Event::TornDown { task }),
+                Ok(removal) => {
+                    if let Some(event) = removal.event(&task) {
+                        ctx.emit(event);
+                    }
+                    ctx.emit(Event::TornDown { task });
+                }
                 Err(e) => tracing::warn!(task, error = %e, "teardown on drop failed; `atq prune` removes what is left"),
             }
             drop(permit);

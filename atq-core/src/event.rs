@@ -157,6 +157,18 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// The teardown removed the task's services, but replicas on nodes that are down (or gone
+    /// from the swarm) could not be waited for: their containers stay on those nodes until they
+    /// are back, when the engine removes them (`atq prune` then finds nothing of the task).
+    /// Emitted just before [`TornDown`](Event::TornDown).
+    LeftOnLostNodes {
+        /// The task.
+        task: String,
+        /// The replicas left (`service.slot`).
+        replicas: Vec<String>,
+        /// Their nodes (hostnames, or ids when the swarm no longer knows the node).
+        nodes: Vec<String>,
+    },
     /// Everything the task created is gone (after a teardown, or after a failed deploy rolled back).
     TornDown {
         /// The task.
@@ -188,6 +200,7 @@ impl Event {
             | Event::MasterRunning { task }
             | Event::MasterExited { task, .. }
             | Event::RollingBack { task, .. }
+            | Event::LeftOnLostNodes { task, .. }
             | Event::TornDown { task } => task,
         }
     }

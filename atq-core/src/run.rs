@@ -582,6 +582,10 @@ impl Flow {
             // A master still running (a timeout) has a log that does not end: no drain.
             Err(e) => return self.end_after_failure(deployment, e).await,
         };
+        // A master lost with its node has no exit code, and its log cannot be read to its end.
+        if let Some(e) = exit.without_exit_code(self.task.name()) {
+            return self.end_after_failure(deployment, e).await;
+        }
         // The master's followed log ends by itself once it exited: read it to its end.
         follower.drain(&self.tx).await;
         let logs = match follower.master_tail() {

@@ -269,6 +269,7 @@ mod tests {
             exit_code: None,
             error: None,
             node_id: None,
+            node: None,
             container_id: None,
         };
         assert!(matches!(exited(std::slice::from_ref(&running)), Check::Pending(_)));
@@ -335,6 +336,7 @@ mod tests {
             exit_code: None,
             error: None,
             node_id: None,
+            node: None,
             container_id: None,
         }
     }

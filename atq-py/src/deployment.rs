@@ -458,8 +458,9 @@ impl PyOutcome {
         &self.inner.logs
     }
 
-    /// Workers that stopped while the master ran, as dicts (`name`, `slot`, `state`, `address`,
-    /// `exit_code`, `error`, ...).
+    /// Workers that stopped while the master ran, or were lost with their node (`state` "lost"),
+    /// as dicts (`name`, `slot`, `state`, `address`, `exit_code`, `error`, `node_id`, `node` — the
+    /// node's hostname —, ...).
     #[getter]
     fn failed_workers(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         crate::convert::to_py(py, &self.inner.failed_workers)

@@ -35,7 +35,7 @@ pub(crate) fn keep(value: &str) -> PyResult<Keep> {
 /// 1. the master's non-zero exit code (126/127 when it could not start);
 /// 2. 125 when atq could not save the artifacts asked for, or could not tear the task down;
 /// 3. 99 when a threshold failed, or the results were missing while thresholds are declared;
-/// 4. 98 when workers stopped while the master ran;
+/// 4. 98 when workers stopped while the master ran (or were lost with their node);
 /// 5. 0: `passed`.
 #[pyclass(name = "RunReport", module = "atq", frozen)]
 pub struct PyRunReport {
@@ -143,7 +143,14 @@ fn failure(report: &RunReport) -> Option<String> {
         });
     }
     if !outcome.failed_workers.is_empty() {
-        return Some(format!("{} worker(s) stopped while the master ran", outcome.failed_workers.len()));
+        let lost = outcome.failed_workers.iter().filter(|w| w.state == atq_core::cluster::ReplicaState::Lost).count();
+        return Some(match lost {
+            0 => format!("{} worker(s) stopped while the master ran", outcome.failed_workers.len()),
+            _ => format!(
+                "{} worker(s) stopped while the master ran ({lost} lost with their node)",
+                outcome.failed_workers.len()
+            ),
+        });
     }
     Some(format!("exit code {}", report.exit_code()))
 }

@@ -57,6 +57,23 @@ pub struct Node {
     pub address: String,
 }
 
+/// A dispatcher heartbeat set by [`Swarm::with_heartbeat`]: set back to 1 s when dropped.
+#[derive(Debug)]
+pub struct Heartbeat {
+    manager: String,
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        let out = Command::new("docker")
+            .args(["-H", &self.manager, "swarm", "update", "--dispatcher-heartbeat", "1s"])
+            .output();
+        if !out.as_ref().is_ok_and(|o| o.status.success()) {
+            eprintln!("could not set the dispatcher heartbeat back to 1s: {out:?}");
+        }
+    }
+}
+
 /// Which hold a test has on the swarm.
 #[derive(Debug)]
 enum Hold {
@@ -182,6 +199,19 @@ impl Swarm {
         let out = Command::new("docker").arg("-H").arg(&self.manager).args(args).output().expect("run docker");
         assert!(out.status.success(), "docker -H {} {args:?}: {}", self.manager, String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Sets the swarm's dispatcher heartbeat (up.sh's is 1 s) until the guard is dropped, which
+    /// sets it back to 1 s. Hold the swarm exclusively: the node-loss tests count on 1 s.
+    ///
+    /// For the heaviest test: 300 containers starting on this machine's 2 shared cores stall the
+    /// engines for tens of seconds (`watch.py` saw the manager not answering for 25 s), and with a
+    /// 1 s heartbeat the manager then marks every node down ("heartbeat failure") and shuts their
+    /// tasks down — the engine's own verdict, which atq reports as lost replicas.
+    #[must_use]
+    pub fn with_heartbeat(&self, heartbeat: &str) -> Heartbeat {
+        self.docker(&["swarm", "update", "--dispatcher-heartbeat", heartbeat]);
+        Heartbeat { manager: self.manager.clone() }
     }
 
     /// Every node, as the manager sees it now.

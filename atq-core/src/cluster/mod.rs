@@ -393,6 +393,11 @@ pub enum ReplicaState {
     Shutdown,
     /// Its node is gone.
     Orphaned,
+    /// Its node is down (or unknown, or no longer in the swarm): nothing atq can reach runs it.
+    /// The engine itself still reports the task's last state (often "running", with desired
+    /// state shutdown) until the node is back or 24 hours passed; atq does not count it as
+    /// running, and does not wait for its container to go (see [`on_node`]).
+    Lost,
 }
 
 impl ReplicaState {
@@ -413,6 +418,7 @@ impl ReplicaState {
             ReplicaState::Rejected => "rejected",
             ReplicaState::Shutdown => "shutdown",
             ReplicaState::Orphaned => "orphaned",
+            ReplicaState::Lost => "lost",
         }
     }
 }
@@ -442,8 +448,58 @@ pub struct Replica {
     pub error: Option<String>,
     /// The node it was scheduled on.
     pub node_id: Option<String>,
+    /// That node's hostname, when the engine knows the node (for messages: `node3`).
+    pub node: Option<String>,
     /// Its container's id, once the engine created one (for [`Cluster::copy_from_replica`]).
     pub container_id: Option<String>,
+}
+
+/// A node as the engine's manager sees it, for judging the replicas scheduled on it ([`on_node`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Its hostname (`node3`).
+    pub hostname: String,
+    /// Whether the manager hears from it (swarm state "ready"); false for "down", "unknown",
+    /// "disconnected".
+    pub ready: bool,
+    /// The engine's state name and message, for messages ("down: heartbeat failure").
+    pub why: String,
+}
+
+/// A replica as atq reports it, given what the engine reported last (`replica`) and the node it
+/// is on (`node`: None when the engine no longer knows the node).
+///
+/// The engine keeps a task on a lost node at its last reported state — "running", or
+/// "assigned" when the node went before it started — with desired state shutdown, and orphans
+/// it only after 24 hours. A replica that had not stopped by itself when its node went is
+/// therefore [`Lost`](ReplicaState::Lost), with an error naming the node; one that had already
+/// exited keeps its state and exit code. Every backend with many nodes, and the fake, apply this
+/// one rule, so no wait counts a lost replica as running.
+#[must_use]
+pub fn on_node(mut replica: Replica, node: Option<&NodeStatus>) -> Replica {
+    if let Some(node) = node {
+        replica.node = Some(node.hostname.clone());
+    }
+    let Some(node_id) = replica.node_id.as_deref() else { return replica };
+    if replica.state.is_terminal() || node.is_some_and(|n| n.ready) {
+        return replica;
+    }
+    let named = match node {
+        Some(n) => format!("its node {} ({}) is {}", n.hostname, short_id(node_id), n.why),
+        None => format!("its node {} is no longer in the swarm", short_id(node_id)),
+    };
+    replica.error = Some(format!(
+        "{named}; it was {} there. Its container is left to the engine, which removes it once the node is back (or `atq prune` then)",
+        replica.state
+    ));
+    replica.state = ReplicaState::Lost;
+    replica.exit_code = None;
+    replica
+}
+
+/// The first 12 characters of an engine id, as the docker CLI shows it.
+fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 /// Which output stream a log line came from.

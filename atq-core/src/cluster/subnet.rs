@@ -7,8 +7,13 @@
 //!   addresses plus the ones the engine keeps for itself (network, gateway, broadcast, one load
 //!   balancer address per swarm node), never smaller than a /24 ([`SubnetPool::prefix_for`]);
 //! - **where**: the first block of that size in the pool that overlaps no network the engine
-//!   already has ([`SubnetPool::choose`]). Two creates racing for one block are told apart by
-//!   the engine ("pool overlaps"): the loser tries the next free block.
+//!   already has ([`SubnetPool::choose`]) — on a swarm, one of the first [`SPREAD`] such blocks
+//!   at random ([`SubnetPool::choose_spread`]): a removed overlay network lingers on the other
+//!   nodes until their agents have removed its containers (seconds; on a node that was down,
+//!   until it is back) while the manager no longer lists it, and a new network on the same block
+//!   then has its tasks there rejected ("Pool overlaps with other one on this address space",
+//!   seen in the multi-node tests when one test's network followed another's). Two creates racing
+//!   for one block are told apart by the engine ("pool overlaps"): the loser tries another.
 //!
 //! The default pools are `10.208.0.0/13` for swarm overlay networks ([`DEFAULT_POOL`]) and
 //! `10.216.0.0/13` for plain bridge networks ([`DEFAULT_DOCKER_POOL`]): about half a million
@@ -222,6 +227,15 @@ impl SubnetPool {
         })
     }
 
+    /// One of the first [`SPREAD`] free blocks of `prefix` bits, picked by `seed` (see the module
+    /// docs for why a swarm does not take the first).
+    #[must_use]
+    pub fn choose_spread(&self, prefix: u8, used: &[Subnet], seed: u64) -> Option<Subnet> {
+        let free: Vec<Subnet> = self.candidates(prefix, used).take(SPREAD).collect();
+        let len = u64::try_from(free.len()).ok().filter(|n| *n > 0)?;
+        free.get(usize::try_from(seed % len).ok()?).copied()
+    }
+
     /// The first free block of `prefix` bits (see [`candidates`](Self::candidates)).
     #[must_use]
     pub fn choose(&self, prefix: u8, used: &[Subnet]) -> Option<Subnet> {
@@ -241,6 +255,22 @@ impl SubnetPool {
             ),
         )
     }
+}
+
+/// How many of the first free blocks [`SubnetPool::choose_spread`] picks among.
+pub const SPREAD: usize = 256;
+
+/// A seed that differs per call and per process (no cryptography needed: it spreads networks).
+fn seed() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 32) ^ CALLS.fetch_add(1, Ordering::Relaxed);
+    // splitmix64's finaliser, so close seeds pick far-apart blocks.
+    let mut z = mixed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// How many free blocks [`create_in_pool`] tries before giving up (each refusal is another
@@ -329,14 +359,16 @@ async fn networks_held(docker: &bollard::Docker) -> std::result::Result<Vec<Held
 }
 
 /// Creates the network `request` describes with an IPAM subnet of `prefix` bits from `pool`:
-/// the first block no network of the engine overlaps; when the engine refuses a block as
-/// overlapping (another create took it meanwhile), or — on an engine that accepts overlaps —
-/// an older network took it meanwhile (this one is removed again), the next one, up to
-/// [`CREATE_ATTEMPTS`] times. Returns the new network's id.
+/// the first block no network of the engine overlaps (with `spread`, one of the first
+/// [`SPREAD`] at random); when the engine refuses a block as overlapping (another create took it
+/// meanwhile), or — on an engine that accepts overlaps — an older network took it meanwhile (this
+/// one is removed again), another one, up to [`CREATE_ATTEMPTS`] times. Returns the new network's
+/// id.
 pub(crate) async fn create_in_pool(
     docker: &bollard::Docker,
     pool: &SubnetPool,
     prefix: u8,
+    spread: bool,
     request: bollard::models::NetworkCreateRequest,
     overlaps: Overlaps,
     map: impl Fn(bollard::errors::Error) -> Error,
@@ -344,7 +376,8 @@ pub(crate) async fn create_in_pool(
     let name = request.name.clone();
     let mut used = subnets_in_use(docker).await.map_err(&map)?;
     for _ in 0..CREATE_ATTEMPTS {
-        let subnet = pool.choose(prefix, &used).ok_or_else(|| pool.exhausted(&name, prefix))?;
+        let subnet = if spread { pool.choose_spread(prefix, &used, seed()) } else { pool.choose(prefix, &used) };
+        let subnet = subnet.ok_or_else(|| pool.exhausted(&name, prefix))?;
         let mut request = request.clone();
         request.ipam = Some(bollard::models::Ipam {
             config: Some(vec![bollard::models::IpamConfig {
@@ -389,6 +422,8 @@ pub(crate) async fn create_in_pool(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::collections::BTreeSet;
 
     fn net(s: &str) -> Subnet {
         s.parse().unwrap()
@@ -448,6 +483,10 @@ mod tests {
         assert_eq!(pool.choose(23, &used), Some(net("10.208.4.0/23")), "10.208.2.0/23 overlaps 10.208.2.0/25");
         // A network elsewhere that covers the whole pool leaves nothing.
         assert_eq!(pool.choose(24, &[net("10.0.0.0/8")]), None);
+        let spread: BTreeSet<Subnet> = (0..64).filter_map(|seed| pool.choose_spread(24, &used, seed)).collect();
+        assert_eq!(spread.len(), 64, "different seeds, different free blocks");
+        assert!(spread.iter().all(|s| !used.iter().any(|u| u.overlaps(*s))));
+        assert_eq!(pool.choose_spread(24, &[net("10.0.0.0/8")], 7), None);
         let all: Vec<Subnet> = pool.candidates(17, &[]).collect();
         assert_eq!(all, [net("10.208.0.0/17"), net("10.208.128.0/17")]);
         assert_eq!(pool.candidates(15, &[]).count(), 0, "a block larger than the pool");

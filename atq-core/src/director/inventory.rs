@@ -180,13 +180,16 @@ pub(crate) async fn prune_all(ctx: &Context) -> Result<PruneReport> {
     }
     // What belongs to no task (data bundles) goes too.
     let rest = LabelSelector::new().eq(labels::MANAGED, "true");
-    cleanup::remove_matching(&*ctx.cluster, "(data bundles)", &rest, &[]).await?;
+    let _ = cleanup::remove_matching(&*ctx.cluster, "(data bundles)", &rest, &[]).await?;
     Ok(report)
 }
 
 async fn remove_task(ctx: &Context, name: &str) -> Result<()> {
     ctx.emit(Event::TeardownStarted { task: name.to_owned() });
-    cleanup::remove_matching(&*ctx.cluster, name, &task_selector(name), &[]).await?;
+    let removal = cleanup::remove_matching(&*ctx.cluster, name, &task_selector(name), &[]).await?;
+    if let Some(event) = removal.event(name) {
+        ctx.emit(event);
+    }
     ctx.emit(Event::TornDown { task: name.to_owned() });
     Ok(())
 }

@@ -229,8 +229,15 @@ impl Director {
             }
             Err(err) => {
                 emitter.emit(Event::RollingBack { task: task.name().to_owned(), reason: err.to_string() });
-                if let Err(e) = record.rollback().await {
-                    tracing::warn!(task = task.name(), error = %e, "rollback left objects behind; `atq prune` removes them");
+                match record.rollback().await {
+                    Ok(removal) => {
+                        if let Some(event) = removal.event(task.name()) {
+                            emitter.emit(event);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(task = task.name(), error = %e, "rollback left objects behind; `atq prune` removes them");
+                    }
                 }
                 emitter.emit(Event::TornDown { task: task.name().to_owned() });
                 Err(err)
@@ -298,7 +305,10 @@ impl Director {
             return Err(Error::TaskNotFound { name: name.to_owned() });
         }
         self.ctx.emit(Event::TeardownStarted { task: name.to_owned() });
-        cleanup::remove_matching(&*self.ctx.cluster, name, &selector, &[]).await?;
+        let removal = cleanup::remove_matching(&*self.ctx.cluster, name, &selector, &[]).await?;
+        if let Some(event) = removal.event(name) {
+            self.ctx.emit(event);
+        }
         self.ctx.emit(Event::TornDown { task: name.to_owned() });
         Ok(())
     }
@@ -315,7 +325,10 @@ impl Director {
             return Ok(false);
         }
         self.ctx.emit(Event::TeardownStarted { task: name.to_owned() });
-        cleanup::remove_deploy(&*self.ctx.cluster, name, deploy_id, &[]).await?;
+        let removal = cleanup::remove_deploy(&*self.ctx.cluster, name, deploy_id, &[]).await?;
+        if let Some(event) = removal.event(name) {
+            self.ctx.emit(event);
+        }
         self.ctx.emit(Event::TornDown { task: name.to_owned() });
         Ok(true)
     }

@@ -20,6 +20,7 @@ fn running(service: &str, address: &str) -> Vec<Replica> {
         exit_code: None,
         error: None,
         node_id: None,
+        node: None,
         container_id: None,
     }]
 }

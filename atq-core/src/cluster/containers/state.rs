@@ -99,6 +99,7 @@ pub(super) fn replica(
         exit_code,
         error,
         node_id: Some(node.to_owned()).filter(|n| !n.is_empty()),
+        node: None,
         container_id: Some(id.clone()).filter(|i| !i.is_empty()),
         id,
     }

@@ -294,11 +294,16 @@ impl Cluster for DockerCluster {
             ..Default::default()
         };
         let prefix = SubnetPool::prefix_for(spec.capacity, 0);
-        let created =
-            subnet::create_in_pool(&self.docker, &self.pool, prefix, request, subnet::Overlaps::RefusedByEngine, |e| {
-                self.error(e, "create network", "network", &spec.name)
-            })
-            .await;
+        let created = subnet::create_in_pool(
+            &self.docker,
+            &self.pool,
+            prefix,
+            false,
+            request,
+            subnet::Overlaps::RefusedByEngine,
+            |e| self.error(e, "create network", "network", &spec.name),
+        )
+        .await;
         if created.is_err() {
             if let Err(e) = store::release(&self.docker, &lock).await {
                 tracing::warn!(network = %spec.name, error = %e, "could not release a network's lock; `atq prune` will");

@@ -22,8 +22,8 @@ use tokio::time::Instant;
 use super::names::{check_config, check_object};
 use super::subnet::SubnetPool;
 use super::{
-    Backend, ChunkStream, Cluster, ConfigSpec, EngineInfo, LabelSelector, LogLine, LogOptions, LogStream, NetworkSpec,
-    Replica, ReplicaState, Resource, ResourceKind, ServiceSpec,
+    on_node, Backend, ChunkStream, Cluster, ConfigSpec, EngineInfo, LabelSelector, LogLine, LogOptions, LogStream,
+    NetworkSpec, NodeStatus, Replica, ReplicaState, Resource, ResourceKind, ServiceSpec,
 };
 use crate::error::{Error, Result};
 use crate::labels::Role;
@@ -42,7 +42,7 @@ use calls::{Calls, FaultPoint};
 use net::HostPool;
 use script::{Behaviour, Rules};
 
-/// The node every fake replica runs on.
+/// The node this client talks to (the manager), and every replica's on a one-node fake.
 const NODE_ID: &str = "fake-node-1";
 /// The largest config the fake engine accepts, as older swarm engines do.
 const MAX_CONFIG_BYTES: usize = 500 * 1024;
@@ -66,8 +66,9 @@ const ENGINE_ADDRESSES: u32 = 1;
 ///   the pool, `10.208.0.0/13` unless [`with_subnet_pool`](Self::with_subnet_pool) says otherwise);
 ///   replicas get its addresses from `.2` on, one per network they join, and a service with more
 ///   replicas than its network has free addresses is refused; addresses are reused after removal.
-/// - One node (`fake-node-1`), a swarm manager; configs up to 500 KiB; names follow the
-///   engine's rules (letters, digits, `-`, `_`; `.` too for configs; at most 63/64 characters).
+/// - One node (`fake-node-1`, hostname `node1`), a swarm manager ([`with_nodes`](Self::with_nodes)
+///   for more); configs up to 500 KiB; names follow the engine's rules (letters, digits, `-`,
+///   `_`; `.` too for configs; at most 63/64 characters).
 ///
 /// # Scripts and faults
 /// [`script`](Self::script) (and its shorthands [`master_exits`](Self::master_exits),
@@ -77,6 +78,8 @@ const ENGINE_ADDRESSES: u32 = 1;
 /// [`copy_from_replica`](Cluster::copy_from_replica) returns as a tar. [`fail_call`](Self::fail_call),
 /// [`fail_call_after`](Self::fail_call_after) and [`fail_any_call`](Self::fail_any_call) make
 /// a later call fail; [`kill_replica`](Self::kill_replica) kills a running replica;
+/// [`node_down`](Self::node_down) and [`node_up`](Self::node_up) take a node away and bring it
+/// back, as the engine reports it (its replicas [lost](ReplicaState::Lost), then failed 255);
 /// [`calls`](Self::calls) and [`call_log`](Self::call_log) tell what the engine was asked.
 ///
 /// ```
@@ -161,6 +164,67 @@ struct State {
     pool: SubnetPool,
     /// Whether it follows a plain engine's rules where they differ from a swarm's.
     plain: bool,
+    /// The swarm's nodes; the first is the manager this client talks to.
+    nodes: Vec<Node>,
+    /// Containers of removed services left on nodes that were down (node index, container id):
+    /// the node removes them once it is back.
+    stranded: Vec<(usize, String)>,
+}
+
+/// A node of the fake swarm.
+#[derive(Debug, Clone)]
+struct Node {
+    /// `fake-node-N`.
+    id: String,
+    /// `nodeN`.
+    hostname: String,
+    /// Whether the manager hears from it.
+    ready: bool,
+}
+
+impl Node {
+    fn new(n: usize) -> Self {
+        Node { id: format!("fake-node-{n}"), hostname: format!("node{n}"), ready: true }
+    }
+
+    fn status(&self) -> NodeStatus {
+        let why = if self.ready { "ready" } else { "down: heartbeat failure" };
+        NodeStatus { hostname: self.hostname.clone(), ready: self.ready, why: why.into() }
+    }
+
+    /// Whether a `node.*` placement constraint allows this node (`index` 0 is the manager);
+    /// constraints on other attributes are not modelled and allow every node.
+    fn allows(&self, index: usize, constraint: &str) -> bool {
+        let (key, want, equal) = match constraint.split_once("==") {
+            Some((k, v)) => (k, v, true),
+            None => match constraint.split_once("!=") {
+                Some((k, v)) => (k, v, false),
+                None => return true,
+            },
+        };
+        let have = match key.trim() {
+            "node.hostname" => self.hostname.as_str(),
+            "node.id" => self.id.as_str(),
+            "node.role" => {
+                if index == 0 {
+                    "manager"
+                } else {
+                    "worker"
+                }
+            }
+            _ => return true,
+        };
+        (have == want.trim()) == equal
+    }
+}
+
+/// A replica whose node went down while it had not stopped: the engine keeps its last report.
+#[derive(Debug, Clone, Copy)]
+struct LostAt {
+    /// When its node went down: its state then is the engine's last report of it.
+    since: Instant,
+    /// When its node was back (its agent then reports it failed, exit code 255).
+    back: Option<Instant>,
 }
 
 /// A network on the fake engine.
@@ -202,6 +266,10 @@ struct Service {
     configs: Vec<String>,
     /// Replicas killed: slot -> (when, exit code).
     killed: HashMap<u32, (Instant, i64)>,
+    /// The node (index) each slot was scheduled on, by slot - 1; None: no node fits.
+    placed: Vec<Option<usize>>,
+    /// Replicas whose node went down before they stopped, by slot.
+    lost: BTreeMap<u32, LostAt>,
 }
 
 /// What a replica is doing at some instant.
@@ -220,6 +288,38 @@ impl Service {
 
     fn start_at(&self, slot: u32) -> Instant {
         self.created + self.behaviour(slot).latency
+    }
+
+    /// The node (index) the replica in `slot` runs on, if it was scheduled.
+    fn node_of(&self, slot: u32) -> Option<usize> {
+        if self.behaviour(slot).start == Start::Never {
+            return None;
+        }
+        self.placed.get(slot as usize - 1).copied().flatten()
+    }
+
+    /// The replica in `slot` as the engine reports it at `now`: its own [`view`](Self::view), or,
+    /// once its node went down, its state at that instant (the last report) — marked lost by
+    /// [`on_node`] — and, once the node is back, failed with exit code 255 as its agent reports.
+    fn reported(&self, slot: u32, now: Instant) -> View {
+        if self.behaviour(slot).start != Start::Never && self.node_of(slot).is_none() {
+            return View { state: ReplicaState::Pending, exit_code: None, error: None, next_change: None };
+        }
+        match self.lost.get(&slot) {
+            None => self.view(slot, now),
+            Some(LostAt { back: Some(back), .. }) if now >= *back => View {
+                state: ReplicaState::Failed,
+                exit_code: Some(255),
+                error: Some("task: non-zero exit (255)".into()),
+                next_change: None,
+            },
+            Some(LostAt { since, .. }) => View { next_change: None, ..self.view(slot, *since) },
+        }
+    }
+
+    /// Whether the replica in `slot` will print nothing more.
+    fn done(&self, slot: u32, now: Instant) -> bool {
+        self.lost.contains_key(&slot) || self.view(slot, now).state.is_terminal()
     }
 
     /// The replica in `slot` at `now`, computed from the timestamps.
@@ -296,7 +396,29 @@ impl State {
             ids: HashMap::new(),
             pool: SubnetPool::default(),
             plain: false,
+            nodes: vec![Node::new(1)],
+            stranded: Vec::new(),
         }
+    }
+
+    /// Where each of `spec`'s replicas goes: spread over the ready nodes its placement allows,
+    /// slot by slot (None for every slot when no ready node fits: they stay pending, as the
+    /// engine's "no suitable node").
+    fn place(&self, spec: &ServiceSpec) -> Vec<Option<usize>> {
+        let fits: Vec<usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| n.ready && (!spec.placement.local_node || *i == 0))
+            .filter(|(i, n)| spec.placement.constraints.iter().all(|c| n.allows(*i, c)))
+            .map(|(i, _)| i)
+            .collect();
+        (0..spec.replicas as usize).map(|s| (!fits.is_empty()).then(|| fits[s % fits.len()])).collect()
+    }
+
+    /// The node named by `key` (hostname or id), by index.
+    fn node_index(&self, key: &str) -> Result<usize> {
+        self.nodes.iter().position(|n| n.hostname == key || n.id == key).ok_or_else(|| not_found("node", key))
     }
 
     fn new_id(&mut self, kind: ResourceKind, name: &str) -> String {
@@ -438,8 +560,11 @@ impl State {
         for name in &configs {
             self.configs.get_mut(name).expect("resolved above").users.insert(spec.name.clone());
         }
+        let placed = self.place(spec);
         let id = self.new_id(ResourceKind::Service, &spec.name);
         let service = Service {
+            placed,
+            lost: BTreeMap::new(),
             id: id.clone(),
             spec: spec.clone(),
             created: Instant::now(),
@@ -458,6 +583,14 @@ impl State {
         let name = self.resolve(ResourceKind::Service, key).ok_or_else(|| not_found("service", key))?;
         let service = self.services.remove(&name).expect("resolved above");
         self.ids.remove(&service.id);
+        // The engine deletes the service at once; a replica on a node that is down keeps its
+        // container there until the node is back.
+        for (slot, lost) in &service.lost {
+            let (Some(node), None) = (service.node_of(*slot), lost.back) else { continue };
+            if service.view(*slot, lost.since).state != ReplicaState::Pending {
+                self.stranded.push((node, container_id(&service.id, *slot)));
+            }
+        }
         for (network, _, hosts) in &service.addresses {
             if let Some(network) = self.networks.get_mut(network) {
                 network.users.remove(&name);
@@ -480,10 +613,10 @@ impl State {
         let now = Instant::now();
         let replicas = (1..=service.spec.replicas)
             .map(|slot| {
-                let view = service.view(slot, now);
+                let view = service.reported(slot, now);
                 let address = addresses.map(|(_, subnet, hosts)| IpAddr::V4(subnet.host(hosts[slot as usize - 1])));
-                let scheduled = service.behaviour(slot).start != Start::Never;
-                Replica {
+                let node = service.node_of(slot).map(|i| &self.nodes[i]);
+                let replica = Replica {
                     id: format!("{}t{slot}", service.id),
                     name: format!("{name}.{slot}"),
                     slot,
@@ -491,10 +624,12 @@ impl State {
                     address,
                     exit_code: view.exit_code,
                     error: view.error,
-                    node_id: scheduled.then(|| NODE_ID.to_owned()),
+                    node_id: node.map(|n| n.id.clone()),
+                    node: None,
                     container_id: (view.state != ReplicaState::Pending && view.state != ReplicaState::Rejected)
                         .then(|| container_id(&service.id, slot)),
-                }
+                };
+                on_node(replica, node.map(Node::status).as_ref())
             })
             .collect();
         Ok(replicas)
@@ -687,6 +822,81 @@ impl FakeCluster {
         self
     }
 
+    /// A swarm of `n` nodes (at least 1): `fake-node-1` (hostname `node1`, the manager this
+    /// client talks to) to `fake-node-N` (`nodeN`, workers). Replicas of services created from
+    /// now on are spread over the ready nodes their placement allows, slot by slot
+    /// (`node.hostname`, `node.id` and `node.role` constraints are honoured; a
+    /// [`local_node`](crate::cluster::Placement::local_node) service goes to `node1`); when no
+    /// ready node fits, they stay pending.
+    #[must_use]
+    pub fn with_nodes(self, n: usize) -> Self {
+        self.state().nodes = (1..=n.max(1)).map(Node::new).collect();
+        self
+    }
+
+    /// The node (hostname `nodeN` or id `fake-node-N`) loses power, as the engine sees it once it
+    /// marks the node down: replicas on it that had not stopped keep their last report (running,
+    /// or pending) with desired state shutdown, which atq reports as
+    /// [`Lost`](ReplicaState::Lost) (see [`on_node`]); no new replica
+    /// is scheduled there; removing their service succeeds at once, leaving their containers
+    /// there ([`stranded_containers`](Self::stranded_containers)) until the node is back.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no such node.
+    pub fn node_down(&self, node: &str) -> Result<()> {
+        {
+            let mut state = self.state();
+            let index = state.node_index(node)?;
+            state.nodes[index].ready = false;
+            let now = Instant::now();
+            for service in state.services.values_mut() {
+                let lost: Vec<u32> = (1..=service.spec.replicas)
+                    .filter(|slot| service.node_of(*slot) == Some(index) && !service.lost.contains_key(slot))
+                    .filter(|slot| !service.view(*slot, now).state.is_terminal())
+                    .collect();
+                for slot in lost {
+                    service.lost.insert(slot, LostAt { since: now, back: None });
+                }
+            }
+        }
+        self.shared.changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// The node is back: ready again; its agent reports the replicas it lost as failed (exit
+    /// code 255, their containers were killed with it), and removes the containers of services
+    /// removed meanwhile.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no such node.
+    pub fn node_up(&self, node: &str) -> Result<()> {
+        {
+            let mut state = self.state();
+            let index = state.node_index(node)?;
+            state.nodes[index].ready = true;
+            let now = Instant::now();
+            for service in state.services.values_mut() {
+                for (slot, lost) in &mut service.lost {
+                    if lost.back.is_none() && service.placed.get(*slot as usize - 1).copied().flatten() == Some(index) {
+                        lost.back = Some(now);
+                    }
+                }
+            }
+            state.stranded.retain(|(n, _)| *n != index);
+        }
+        self.shared.changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Containers of removed services still on `node` (hostname or id): those that ran there
+    /// when it went down, until it is back. Empty for an unknown node.
+    #[must_use]
+    pub fn stranded_containers(&self, node: &str) -> Vec<String> {
+        let state = self.state();
+        let Ok(index) = state.node_index(node) else { return Vec::new() };
+        state.stranded.iter().filter(|(n, _)| *n == index).map(|(_, c)| c.clone()).collect()
+    }
+
     /// Sets how long new replicas stay pending before they run (zero by default).
     #[must_use]
     pub fn with_latency(self, latency: Duration) -> Self {
@@ -786,7 +996,7 @@ impl FakeCluster {
                 return Err(not_found("replica", &format!("{name}.{slot}")));
             }
             let now = Instant::now();
-            let current = svc.view(slot, now).state;
+            let current = svc.reported(slot, now).state;
             if current != ReplicaState::Running {
                 return Err(Error::engine("kill replica", format!("{name}.{slot}"), format!("it is {current}")));
             }
@@ -939,8 +1149,8 @@ impl Cluster for FakeCluster {
                 version: "24.0.0-fake".into(),
                 api_version: "1.43".into(),
                 local_node: Some(NODE_ID.into()),
-                nodes_ready: 1,
-                nodes_total: 1,
+                nodes_ready: u32::try_from(s.nodes.iter().filter(|n| n.ready).count()).unwrap_or(u32::MAX),
+                nodes_total: u32::try_from(s.nodes.len()).unwrap_or(u32::MAX),
                 max_config_bytes: MAX_CONFIG_BYTES,
                 details: vec![("fake".into(), rules.into())],
             })
@@ -1067,9 +1277,8 @@ impl Follower {
         let mut all_done = true;
         let mut wake_at = self.order.get(self.printed).map(|(at, _)| *at);
         for slot in 1..=service.spec.replicas {
-            let view = service.view(slot, now);
-            all_done &= view.state.is_terminal();
-            if let Some(next) = view.next_change {
+            all_done &= service.done(slot, now);
+            if let Some(next) = service.reported(slot, now).next_change {
                 wake_at = Some(wake_at.map_or(next, |w| w.min(next)));
             }
         }

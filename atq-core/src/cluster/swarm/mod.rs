@@ -28,6 +28,13 @@
 //!   found" (the daemon resolving a name it still has locally but the swarm no longer has) is
 //!   `NotFound`; anything else is `Engine` with the operation and the object.
 //! - Replica addresses come from the manager's `GET /tasks` JSON; see the `tasks` module for why and how.
+//! - Nodes that go away: the manager keeps a task of a node that is down at its last report
+//!   ("running") with desired state shutdown for 24 hours. `replicas` lists the nodes after the
+//!   tasks and reports such a replica [`Lost`](super::ReplicaState::Lost), naming the node
+//!   ([`super::on_node`]); `remove_service` does not wait for the tasks of a node that is down (its
+//!   agent cannot answer; the engine deletes them, and the node removes their containers, once it
+//!   is back), asking the nodes again at every round of its wait. Its wait is bounded by the
+//!   removal bound or 0.3 s per task, whichever is longer.
 //!
 //! Engine facts this module relies on (measured on Docker 20.10.24, API 1.41):
 //! - Swarm network names are unique cluster-wide: a second create of the same name is a 409
@@ -57,7 +64,7 @@ mod properties;
 mod tasks;
 mod template;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -76,8 +83,8 @@ use super::endpoint::{self, Connection};
 use super::engine_http::{ByteStream, EngineHttp};
 use super::subnet::{self, SubnetPool};
 use super::{
-    Backend, ChunkStream, Cluster, ConfigSpec, EngineInfo, LabelSelector, LogOptions, LogStream, NetworkSpec, Replica,
-    Resource, ResourceKind, ServiceSpec,
+    Backend, ChunkStream, Cluster, ConfigSpec, EngineInfo, LabelSelector, LogOptions, LogStream, NetworkSpec,
+    NodeStatus, Replica, Resource, ResourceKind, ServiceSpec,
 };
 use crate::error::{Error, Result};
 
@@ -89,6 +96,10 @@ pub const CONNECT_TIMEOUT: Duration = super::endpoint::LOCAL_CONNECT_TIMEOUT;
 
 /// Default bound for [`Cluster::remove_network`]'s wait (see [`SwarmCluster::with_removal_timeout`]).
 pub const DEFAULT_REMOVAL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a service's removal may wait per task, when that is more than the removal bound
+/// ([`SwarmCluster::with_removal_timeout`], 60 s by default): 300 replicas get 90 s.
+const REMOVAL_PER_TASK: Duration = Duration::from_millis(300);
 
 /// First pause of a removal's wait (a network in use, tasks or containers still there), growing
 /// by half each time up to [`REMOVAL_POLL_MAX`]: a removal usually completes within a few hundred
@@ -297,16 +308,78 @@ impl SwarmCluster {
             .map_err(|e| self.error(e, "list tasks of", "service", service))
     }
 
+    /// The swarm's nodes as the manager sees them, by id.
+    async fn nodes(&self) -> Result<BTreeMap<String, NodeStatus>> {
+        let nodes = self
+            .docker
+            .list_nodes(None::<ListNodesOptions>)
+            .await
+            .map_err(|e| self.error(e, "list nodes of", "swarm", &self.host))?;
+        Ok(nodes
+            .into_iter()
+            .filter_map(|n| {
+                let id = n.id.filter(|id| !id.is_empty())?;
+                let hostname = n.description.and_then(|d| d.hostname).unwrap_or_else(|| id.clone());
+                let status = n.status.unwrap_or_default();
+                let state = status.state.unwrap_or(NodeState::UNKNOWN);
+                let why = match status.message.filter(|m| !m.is_empty()) {
+                    Some(message) => format!("{state}: {message}"),
+                    None => state.to_string(),
+                };
+                Some((id, NodeStatus { hostname, ready: state == NodeState::READY, why }))
+            })
+            .collect())
+    }
+
+    /// The service's current replicas, judged by their nodes: one on a node that is down is
+    /// [`Lost`](super::ReplicaState::Lost) (see [`super::on_node`]). The nodes are listed after
+    /// the tasks, so a node that joined meanwhile is known.
+    async fn current_replicas(&self, service: &str, network: &str) -> Result<Vec<Replica>> {
+        let replicas = tasks::current_replicas(service, network, self.raw_tasks(service).await?);
+        if replicas.iter().all(|r| r.node_id.is_none()) {
+            return Ok(replicas);
+        }
+        Ok(tasks::on_nodes(replicas, &self.nodes().await?))
+    }
+
     /// Waits, within the removal bound from `start`, until the engine has deleted every task
-    /// in `tasks` (ids) of the removed `service`.
-    async fn wait_tasks_gone(&self, service: &str, mut tasks: Vec<String>, start: Instant) -> Result<()> {
+    /// in `tasks` (id, node id) of the removed `service` — except those on a node that is down
+    /// (or gone), whose agent cannot answer: the engine deletes them, and the node removes their
+    /// containers, once it is back. Nodes are asked again at every round, so a node that goes
+    /// down meanwhile stops the wait for its tasks.
+    async fn wait_tasks_gone(
+        &self,
+        service: &str,
+        mut tasks: Vec<(String, Option<String>)>,
+        start: Instant,
+        bound: Duration,
+    ) -> Result<()> {
         let mut pause = REMOVAL_POLL_MIN;
         loop {
-            let mut left = Vec::with_capacity(tasks.len());
-            for id in tasks {
+            if tasks.is_empty() {
+                return Ok(());
+            }
+            let nodes = self.nodes().await?;
+            let (live, lost): (Vec<_>, Vec<_>) =
+                tasks.into_iter().partition(|(_, node)| tasks::on_live_node(node.as_deref(), &nodes));
+            if !lost.is_empty() {
+                let on: BTreeSet<&str> = lost
+                    .iter()
+                    .filter_map(|(_, n)| n.as_deref())
+                    .map(|n| nodes.get(n).map_or(n, |s| s.hostname.as_str()))
+                    .collect();
+                tracing::warn!(
+                    service,
+                    tasks = lost.len(),
+                    nodes = ?on,
+                    "not waiting for the containers of tasks on nodes that are down: the engine removes them once the nodes are back"
+                );
+            }
+            let mut left = Vec::with_capacity(live.len());
+            for (id, node) in live {
                 let path = format!("/v{}/tasks/{id}", self.api_version);
                 match self.raw.get_json::<serde_json::Value>(&path).await {
-                    Ok(_) => left.push(id),
+                    Ok(_) => left.push((id, node)),
                     Err(e) => match self.error(e, "inspect task of", "task", &id) {
                         Error::NotFound { .. } => {}
                         other => return Err(other),
@@ -316,14 +389,14 @@ impl SwarmCluster {
             if left.is_empty() {
                 return Ok(());
             }
-            if start.elapsed() >= self.removal_timeout {
+            if start.elapsed() >= bound {
                 return Err(Error::engine(
                     "remove service",
                     service,
                     format!(
                         "removed, but {} of its containers still exist after {:?}; `atq prune` retries",
                         left.len(),
-                        self.removal_timeout
+                        bound
                     ),
                 ));
             }
@@ -335,7 +408,13 @@ impl SwarmCluster {
 
     /// Waits, within the removal bound from `start`, until this node has no container left of
     /// the service with id `service_id`.
-    async fn wait_local_containers_gone(&self, service: &str, service_id: &str, start: Instant) -> Result<()> {
+    async fn wait_local_containers_gone(
+        &self,
+        service: &str,
+        service_id: &str,
+        start: Instant,
+        bound: Duration,
+    ) -> Result<()> {
         let filters: std::collections::HashMap<String, Vec<String>> =
             [("label".to_string(), vec![format!("com.docker.swarm.service.id={service_id}")])].into();
         let mut pause = REMOVAL_POLL_MIN;
@@ -349,15 +428,11 @@ impl SwarmCluster {
             if left.is_empty() {
                 return Ok(());
             }
-            if start.elapsed() >= self.removal_timeout {
+            if start.elapsed() >= bound {
                 return Err(Error::engine(
                     "remove service",
                     service,
-                    format!(
-                        "removed, but {} stopped container(s) still exist after {:?}",
-                        left.len(),
-                        self.removal_timeout
-                    ),
+                    format!("removed, but {} stopped container(s) still exist after {:?}", left.len(), bound),
                 ));
             }
             tokio::time::sleep(pause).await;
@@ -469,9 +544,15 @@ impl Cluster for SwarmCluster {
             ..Default::default()
         };
         let prefix = SubnetPool::prefix_for(spec.capacity, self.nodes);
-        subnet::create_in_pool(&self.docker, &self.pool, prefix, request, subnet::Overlaps::CheckedAfterCreate, |e| {
-            self.error(e, "create network", "network", &spec.name)
-        })
+        subnet::create_in_pool(
+            &self.docker,
+            &self.pool,
+            prefix,
+            true,
+            request,
+            subnet::Overlaps::CheckedAfterCreate,
+            |e| self.error(e, "create network", "network", &spec.name),
+        )
         .await
     }
 
@@ -539,6 +620,8 @@ impl Cluster for SwarmCluster {
             Err(e) => return Err(e),
         };
         let start = Instant::now();
+        // A large service takes longer to go on a loaded swarm (300 workers over 3 nodes: 48–52 s).
+        let bound = self.removal_timeout.max(REMOVAL_PER_TASK * u32::try_from(tasks.len()).unwrap_or(u32::MAX));
         let service_id = tasks.first().map(|t| t.service_id.clone()).filter(|id| !id.is_empty());
         let (local, remote): (Vec<_>, Vec<_>) =
             tasks.into_iter().partition(|t| t.node_id.as_deref() == Some(self.node_id.as_str()));
@@ -568,9 +651,9 @@ impl Cluster for SwarmCluster {
             after_ms = start.elapsed().as_millis(),
             "service deleted, its local containers removed"
         );
-        self.wait_tasks_gone(name, remote.into_iter().map(|t| t.id).collect(), start).await?;
+        self.wait_tasks_gone(name, remote.into_iter().map(|t| (t.id, t.node_id)).collect(), start, bound).await?;
         let gone = match service_id {
-            Some(id) => self.wait_local_containers_gone(name, &id, start).await,
+            Some(id) => self.wait_local_containers_gone(name, &id, start, bound).await,
             None => Ok(()),
         };
         tracing::debug!(service = name, after_ms = start.elapsed().as_millis(), "service removed");
@@ -583,8 +666,8 @@ impl Cluster for SwarmCluster {
                 return Ok(replicas);
             }
         }
-        match self.raw_tasks(service).await {
-            Ok(tasks) => Ok(tasks::current_replicas(service, network, tasks)),
+        match self.current_replicas(service, network).await {
+            Ok(replicas) => Ok(replicas),
             Err(Error::NotFound { kind, name }) => {
                 self.containers.replicas(service, network).await?.ok_or(Error::NotFound { kind, name })
             }
@@ -648,7 +731,12 @@ impl Cluster for SwarmCluster {
                     let mut slots = watched.lock().unwrap_or_else(PoisonError::into_inner);
                     slots.extend(tasks.iter().filter_map(|t| Some((t.id.clone(), t.slot?))));
                 }
-                let replicas = tasks::current_replicas(&name, "", tasks);
+                let mut replicas = tasks::current_replicas(&name, "", tasks);
+                if replicas.iter().any(|r| !r.state.is_terminal()) {
+                    // A replica on a node that is down will print nothing more.
+                    let Ok(nodes) = this.nodes().await else { return };
+                    replicas = tasks::on_nodes(replicas, &nodes);
+                }
                 if !replicas.is_empty() && replicas.iter().all(|r| r.state.is_terminal()) {
                     return;
                 }

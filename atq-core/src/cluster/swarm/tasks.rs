@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cluster::{Replica, ReplicaState};
+use crate::cluster::{on_node, NodeStatus, Replica, ReplicaState};
 
 /// The `/tasks` query for one service's tasks.
 pub(super) fn tasks_path(api_version: &str, service: &str) -> String {
@@ -238,11 +238,32 @@ pub(super) fn current_replicas(service: &str, network: &str, tasks: Vec<RawTask>
                 exit_code,
                 error: task.status.err.filter(|e| !e.is_empty()),
                 node_id: task.node_id.filter(|n| !n.is_empty()),
+                node: None,
                 container_id: task.status.container_status.and_then(|c| c.container_id).filter(|c| !c.is_empty()),
                 id: task.id,
             }
         })
         .collect()
+}
+
+/// The replicas judged by their nodes ([`on_node`]): `nodes` is the manager's node list, by id.
+pub(super) fn on_nodes(replicas: Vec<Replica>, nodes: &BTreeMap<String, NodeStatus>) -> Vec<Replica> {
+    replicas
+        .into_iter()
+        .map(|r| {
+            let node = r.node_id.as_ref().and_then(|id| nodes.get(id));
+            on_node(r, node)
+        })
+        .collect()
+}
+
+/// Whether a task on node `node_id` can still be waited for: its node is ready (a task not
+/// scheduled yet, without a node, can be too).
+pub(super) fn on_live_node(node_id: Option<&str>, nodes: &BTreeMap<String, NodeStatus>) -> bool {
+    match node_id.filter(|n| !n.is_empty()) {
+        None => true,
+        Some(id) => nodes.get(id).is_some_and(|n| n.ready),
+    }
 }
 
 /// The first address on `network` (matched by name, or by id), without its prefix length.
@@ -301,6 +322,62 @@ mod tests {
         let r = current_replicas("s", "net", tasks);
         assert_eq!(r.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["new", "two"]);
         assert_eq!(r[0].state, ReplicaState::Pending);
+    }
+
+    fn nodes(down: &str) -> BTreeMap<String, NodeStatus> {
+        ["n1", "n2", "n3"]
+            .into_iter()
+            .map(|id| {
+                let ready = id != down;
+                let why = if ready { "ready".into() } else { "down: heartbeat failure".into() };
+                (id.to_string(), NodeStatus { hostname: format!("node{}", &id[1..]), ready, why })
+            })
+            .collect()
+    }
+
+    fn on(id: &str, slot: u32, node: &str, desired: &str, state: &str) -> RawTask {
+        let mut t = task(id, slot, 5, desired, state);
+        t.node_id = Some(node.into());
+        t
+    }
+
+    /// What the engine reports of a task whose node was killed: its last state ("running", or
+    /// "assigned" before it started) with desired state shutdown. atq calls it lost, naming the
+    /// node, and counts it as neither running nor pending.
+    #[test]
+    fn a_task_on_a_down_node_is_lost_naming_the_node() {
+        let tasks = vec![
+            on("a", 1, "n2", "running", "running"),
+            on("b", 2, "n3", "shutdown", "running"),
+            on("c", 3, "n3", "shutdown", "assigned"),
+        ];
+        let r = on_nodes(current_replicas("s", "net", tasks), &nodes("n3"));
+        assert_eq!((r[0].state, r[0].node.as_deref()), (ReplicaState::Running, Some("node2")));
+        for lost in &r[1..] {
+            assert_eq!(lost.state, ReplicaState::Lost, "{lost:?}");
+            assert_eq!(lost.node.as_deref(), Some("node3"));
+            let error = lost.error.as_deref().unwrap();
+            assert!(error.contains("its node node3 (n3) is down: heartbeat failure"), "{error}");
+            assert_eq!(lost.exit_code, None);
+        }
+        assert!(r[2].error.as_deref().unwrap().contains("it was pending there"));
+    }
+
+    #[test]
+    fn a_task_that_exited_before_its_node_went_keeps_its_exit_code() {
+        let r = on_nodes(current_replicas("s", "net", vec![on("a", 1, "n3", "shutdown", "failed")]), &nodes("n3"));
+        assert_eq!((r[0].state, r[0].exit_code), (ReplicaState::Failed, Some(3)));
+    }
+
+    #[test]
+    fn a_task_on_a_node_the_swarm_no_longer_knows_is_lost() {
+        let r = on_nodes(current_replicas("s", "net", vec![on("a", 1, "gone", "shutdown", "running")]), &nodes(""));
+        assert_eq!((r[0].state, r[0].node.as_deref()), (ReplicaState::Lost, None));
+        assert!(r[0].error.as_deref().unwrap().contains("its node gone is no longer in the swarm"));
+        assert!(on_live_node(None, &nodes("")), "not scheduled yet");
+        assert!(on_live_node(Some("n1"), &nodes("n3")));
+        assert!(!on_live_node(Some("n3"), &nodes("n3")));
+        assert!(!on_live_node(Some("gone"), &nodes("n3")));
     }
 
     #[test]
