@@ -14,6 +14,7 @@
 //! component (`results/sub/data.csv` for `/atq/results`), which is dropped, so the file lands in
 //! `dest/sub/data.csv`; a leading `./` does not count as that component.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
@@ -96,6 +97,7 @@ fn unpack(mut archive: File, dest: &Path) -> Result<Vec<PathBuf>> {
             }
         }
     }
+    check_shapes(&planned)?;
     archive.seek(SeekFrom::Start(0)).map_err(|e| Error::Io { path: "the artifacts archive".into(), source: e })?;
     create_dir(dest, dest)?;
     let mut written = Vec::new();
@@ -121,6 +123,45 @@ fn unpack(mut archive: File, dest: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(written)
+}
+
+/// Refuses, before anything is written, an archive that has a file and a directory at one path
+/// (`sub/` and `sub`, or `a` and `a/b`): it cannot be saved as it is, and finding out while
+/// writing would leave half of it behind.
+fn check_shapes(planned: &[Planned]) -> Result<()> {
+    let clash = |path: &Path| Error::UnsafeArtifact {
+        entry: path.display().to_string(),
+        reason: "the archive has both a file and a directory at this path; nothing was saved".into(),
+    };
+    let mut dirs: HashSet<&Path> = HashSet::new();
+    let mut files: HashSet<&Path> = HashSet::new();
+    for item in planned {
+        let (path, is_dir) = match item {
+            Planned::Dir(path) => (path.as_path(), true),
+            Planned::File(path) => (path.as_path(), false),
+        };
+        for ancestor in path.ancestors().skip(1).take_while(|a| !a.as_os_str().is_empty()) {
+            if files.contains(ancestor) {
+                return Err(clash(ancestor));
+            }
+            dirs.insert(ancestor);
+        }
+        if path.as_os_str().is_empty() {
+            continue;
+        }
+        if is_dir {
+            if files.contains(path) {
+                return Err(clash(path));
+            }
+            dirs.insert(path);
+        } else {
+            if dirs.contains(path) {
+                return Err(clash(path));
+            }
+            files.insert(path);
+        }
+    }
+    Ok(())
 }
 
 /// The entry's place in the destination, or None for entries atq skips (devices, fifos).

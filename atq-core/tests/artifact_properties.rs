@@ -167,3 +167,21 @@ proptest! {
         save_and_check(archive(&entries, tail))?;
     }
 }
+
+/// Found by the property test: a directory entry, then a file entry of the same name (and the
+/// reverse). Whatever the answer, nothing is written outside, and a refusal writes nothing.
+#[test]
+fn a_directory_and_a_file_of_the_same_name() {
+    let dir = |name: &str| Entry { name: name.into(), kind: b'5', data: Vec::new(), lie: None };
+    let file = |name: &str| Entry { name: name.into(), kind: b'0', data: b"x".to_vec(), lie: None };
+    for entries in [
+        vec![dir("results/sub/"), file("results/sub")],
+        vec![file("results/sub"), dir("results/sub/")],
+        vec![dir("results/"), file("results")],
+        vec![file("results"), dir("results/")],
+        vec![file("results/a"), file("results/a/b")],
+        vec![dir("results/sub"), file("results/sub/x"), file("results/sub")],
+    ] {
+        save_and_check(archive(&entries, 0)).unwrap_or_else(|e| panic!("{entries:?}: {e}"));
+    }
+}
