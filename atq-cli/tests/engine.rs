@@ -5,10 +5,13 @@
 //! Needs the image `atq-test/busybox:latest`, built by `tests/images/build.sh`. These tests
 //! fail (they do not skip) when the engine is unreachable or the image is missing.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
+use common::leftovers;
 use serde_json::Value;
 
 const IMAGE: &str = "atq-test/busybox:latest";
@@ -53,19 +56,6 @@ macro_rules! on_both {
             }
         }
     };
-}
-
-/// Engine objects still labelled with the task, of one kind (`service`, `config`, `network`,
-/// `container`, `volume`).
-fn leftovers(kind: &str, task: &str) -> Vec<String> {
-    let filter = format!("label=io.atq.task={task}");
-    let args = if kind == "container" {
-        vec!["ps", "-aq", "--filter", &filter]
-    } else {
-        vec![kind, "ls", "-q", "--filter", &filter]
-    };
-    let out = std::process::Command::new("docker").args(args).output().unwrap();
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
 }
 
 /// Services, configs, containers and volumes must be gone; networks may linger a little (an

@@ -10,6 +10,8 @@
 //! here (a JTL with the `csv` crate, Locust's own `*_stats.csv`). The runs go one at a time: each
 //! starts three JVMs or Python processes, and the machines this runs on have two cores.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -98,11 +100,7 @@ fn run_example(file: &str, example: &'static str, data: Option<&Path>) -> Run {
 
 /// Services and configs must be gone; networks may linger a little (their removal is asynchronous).
 fn assert_nothing_left(task: &str) {
-    let left = |kind: &str| {
-        let filter = format!("label=io.atq.task={task}");
-        let out = Command::new("docker").args([kind, "ls", "-q", "--filter", &filter]).output().unwrap();
-        String::from_utf8(out.stdout).unwrap().lines().count()
-    };
+    let left = |kind: &str| common::leftovers(kind, task).len();
     assert_eq!((left("service"), left("config")), (0, 0), "services or configs of {task} left");
     let deadline = Instant::now() + Duration::from_secs(30);
     while left("network") > 0 {

@@ -4,11 +4,14 @@
 //! Needs the image `atq-test/busybox:latest` (`tests/images/build.sh`). These tests fail (they do
 //! not skip) when the engine is unreachable or the image is missing.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::leftovers;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -27,18 +30,6 @@ fn require_engine() {
 /// A unique task name per test and process (ATQ-Director's names are short; atq's may be longer).
 fn name(test: &str) -> String {
     format!("srv-{test}-{}", std::process::id())
-}
-
-/// Engine objects still labelled with the task, of one kind.
-fn leftovers(kind: &str, task: &str) -> Vec<String> {
-    let filter = format!("label=io.atq.task={task}");
-    let args = if kind == "container" {
-        vec!["ps", "-aq", "--filter", &filter]
-    } else {
-        vec![kind, "ls", "-q", "--filter", &filter]
-    };
-    let out = Command::new("docker").args(args).output().unwrap();
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
 }
 
 /// Nothing of `task` is left (an overlay network may take a few seconds to go).
